@@ -1,0 +1,112 @@
+"""Configuration objects with Ray's names; each becomes part of the same spec as the TOML file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+
+
+def _check(cond: bool, where: str, expected: str, got: Any) -> None:
+    if not cond:
+        raise ValueError(f"{where}: expected {expected}, got {got!r}")
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Checkpoint retention (Ray's ``CheckpointConfig``)."""
+
+    num_to_keep: Optional[int] = None
+    checkpoint_score_attribute: Optional[str] = None
+    checkpoint_score_order: str = "max"
+    checkpoint_frequency: int = 0
+    checkpoint_at_end: Optional[bool] = None
+
+    def __post_init__(self) -> None:
+        _check(self.num_to_keep is None or (isinstance(self.num_to_keep, int) and self.num_to_keep >= 1),
+               "CheckpointConfig(num_to_keep=...)", "None or an integer >= 1", self.num_to_keep)
+        _check(self.checkpoint_score_order in ("max", "min"), "CheckpointConfig(checkpoint_score_order=...)",
+               "'max' or 'min'", self.checkpoint_score_order)
+        _check(isinstance(self.checkpoint_frequency, int) and self.checkpoint_frequency >= 0,
+               "CheckpointConfig(checkpoint_frequency=...)", "an integer >= 0", self.checkpoint_frequency)
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The `[checkpoint]` table."""
+        return {
+            "num_to_keep": self.num_to_keep,
+            "score_attribute": self.checkpoint_score_attribute,
+            "score_order": self.checkpoint_score_order,
+            "frequency": self.checkpoint_frequency,
+            "at_end": bool(self.checkpoint_at_end),
+        }
+
+
+@dataclass(frozen=True)
+class FailureConfig:
+    """Retries from the latest checkpoint, and fail-fast (Ray's ``FailureConfig``)."""
+
+    max_failures: int = 0
+    fail_fast: bool = False
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.max_failures, int) and self.max_failures >= -1, "FailureConfig(max_failures=...)",
+               "-1 (retry forever) or an integer >= 0", self.max_failures)
+        _check(isinstance(self.fail_fast, bool), "FailureConfig(fail_fast=...)", "a bool", self.fail_fast)
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The `[failure]` table."""
+        return {"max_failures": self.max_failures, "fail_fast": self.fail_fast}
+
+
+StopType = Union[Mapping[str, float], Callable[[str, Dict[str, Any]], bool], Any, None]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how the experiment runs (Ray's ``RunConfig``)."""
+
+    name: Optional[str] = None
+    storage_path: Optional[str] = None
+    stop: StopType = None
+    failure_config: Optional[FailureConfig] = None
+    checkpoint_config: Optional[CheckpointConfig] = None
+    callbacks: Optional[List[Any]] = None
+    verbose: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        _check(self.name is None or (isinstance(self.name, str) and self.name and "/" not in self.name),
+               "RunConfig(name=...)", "a folder name without '/'", self.name)
+        _check(self.verbose is None or self.verbose in (0, 1, 2, 3), "RunConfig(verbose=...)", "0, 1, 2 or 3", self.verbose)
+        if isinstance(self.stop, Mapping):
+            for k, v in self.stop.items():
+                _check(isinstance(v, (int, float)) and not isinstance(v, bool), f"RunConfig(stop={{{k!r}: ...}})",
+                       "a number (the trial stops once result[key] >= number)", v)
+        elif self.stop is not None and not callable(self.stop):
+            raise TypeError(f"RunConfig(stop=...): expected a dict, a Stopper or a function, got {type(self.stop).__name__}")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """What to optimise and how many trials (Ray's ``TuneConfig``)."""
+
+    metric: Optional[str] = None
+    mode: Optional[str] = None
+    num_samples: int = 1
+    max_concurrent_trials: Optional[int] = None
+    time_budget_s: Optional[float] = None
+    search_alg: Any = None
+    scheduler: Any = None
+    reuse_actors: Optional[bool] = None
+    trial_name_creator: Optional[Callable[[Any], str]] = None
+    trial_dirname_creator: Optional[Callable[[Any], str]] = None
+
+    def __post_init__(self) -> None:
+        _check(self.mode in (None, "min", "max"), "TuneConfig(mode=...)", "'min' or 'max'", self.mode)
+        _check((self.metric is None) == (self.mode is None), "TuneConfig(metric=..., mode=...)",
+               "both metric and mode, or neither", (self.metric, self.mode))
+        _check(isinstance(self.num_samples, int) and (self.num_samples >= 1 or self.num_samples == -1),
+               "TuneConfig(num_samples=...)", "a positive integer or -1", self.num_samples)
+        _check(self.max_concurrent_trials is None or (isinstance(self.max_concurrent_trials, int) and self.max_concurrent_trials >= 1),
+               "TuneConfig(max_concurrent_trials=...)", "None or an integer >= 1", self.max_concurrent_trials)
+        _check(self.time_budget_s is None or (isinstance(self.time_budget_s, (int, float)) and self.time_budget_s > 0),
+               "TuneConfig(time_budget_s=...)", "None or a positive number of seconds", self.time_budget_s)
+

@@ -1,0 +1,344 @@
+"""``Tuner``: runs an experiment from Python on the Rust controller (Ray's ``tune.Tuner``)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sqlite3
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from hyperfleet._config import RunConfig, TuneConfig
+from hyperfleet._trainable import _WithParameters, is_class_trainable
+from hyperfleet.tune.result_grid import ResultGrid
+from hyperfleet.tune.search.sample import Domain, SampleFrom
+
+
+def _space_to_spec(space: Dict[str, Any], funcs: List[Callable[..., Any]], path: str = "") -> Dict[str, Any]:
+    """The canonical JSON of a param_space; ``sample_from`` callables are collected into ``funcs``."""
+    if not isinstance(space, dict):
+        raise TypeError(f"param_space{('.' + path) if path else ''}: expected a dict, got {type(space).__name__}")
+    out: Dict[str, Any] = {}
+    for k, v in space.items():
+        if not isinstance(k, str):
+            raise TypeError(f"param_space: keys must be strings, got {k!r} at {path or '(root)'}")
+        p = f"{path}.{k}" if path else k
+        if isinstance(v, SampleFrom):
+            out[k] = {"$domain": {"kind": "sample_from", "id": len(funcs)}}
+            funcs.append(v.func)
+        elif isinstance(v, Domain):
+            out[k] = {"$domain": dict(v.spec)}
+        elif isinstance(v, dict) and set(v) == {"grid_search"}:
+            out[k] = {"$domain": {"kind": "grid_search", "values": _json_value(v["grid_search"], p)}}
+        elif isinstance(v, dict):
+            out[k] = _space_to_spec(v, funcs, p)
+        else:
+            out[k] = _json_value(v, p)
+    return out
+
+
+def _json_value(v: Any, path: str) -> Any:
+    try:
+        json.dumps(v, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"param_space.{path}: {v!r} is not a plain value (numbers, strings, bools, lists, dicts): {e}; "
+            "pass large objects with tune.with_parameters"
+        ) from None
+    return v
+
+
+class _AttrDict(dict):  # type: ignore[type-arg]
+    def __getattr__(self, k: str) -> Any:
+        try:
+            v = self[k]
+        except KeyError:
+            raise AttributeError(k) from None
+        return _AttrDict(v) if isinstance(v, dict) else v
+
+
+class _SpecView:
+    """What a ``sample_from`` function receives: ``spec.config`` is the config resolved so far."""
+
+    def __init__(self, config: Dict[str, Any]) -> None:
+        self.config = _AttrDict(config)
+
+    def __getitem__(self, k: str) -> Any:
+        return getattr(self, k)
+
+
+class _TrialView:
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+        self.config: Dict[str, Any] = {}
+        self.status = "RUNNING"
+        self.last_result: Dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return self.trial_id
+
+
+class _Hooks:
+    """Python objects the Rust controller calls back into (only the attributes that are set)."""
+
+    def __init__(self, tuner: "Tuner", funcs: List[Callable[..., Any]], verbose: int) -> None:
+        rc = tuner._run_config
+        tc = tuner._tune_config
+        stop = rc.stop
+        self._stopper: Any = stop if (stop is not None and not isinstance(stop, dict)) else None
+        self._funcs = funcs
+        self._callbacks = list(rc.callbacks or [])
+        self._trials: Dict[str, _TrialView] = {}
+        self._iteration = 0
+        self._name_creator = tc.trial_name_creator
+        self._display: Any = None
+        self._verbose = verbose
+        self._drawn = 0
+        self._last_line = time.monotonic()
+        if self._stopper is None:
+            self.stop_trial = None  # type: ignore[assignment]
+        if not hasattr(self._stopper, "stop_all"):
+            self.stop_all = None  # type: ignore[assignment]
+        if not funcs:
+            self.resolve = None  # type: ignore[assignment]
+        if not self._callbacks:
+            self.on_result = None  # type: ignore[assignment]
+            self.on_trial_end = None  # type: ignore[assignment]
+        if self._name_creator is None:
+            self.trial_name = None  # type: ignore[assignment]
+        if verbose == 0:
+            self.progress = None  # type: ignore[assignment]
+
+    def stop_trial(self, trial_id: str, result_json: str) -> bool:
+        return bool(self._stopper(trial_id, json.loads(result_json)))
+
+    def stop_all(self) -> bool:
+        return bool(self._stopper.stop_all())
+
+    def resolve(self, config_json: str, leaves_json: str) -> str:
+        config = json.loads(config_json)
+        for path, fid in json.loads(leaves_json):
+            value = self._funcs[fid](_SpecView(config))
+            node = config
+            for p in path[:-1]:
+                node = node.setdefault(p, {})
+            node[path[-1]] = _json_value(value, ".".join(path))
+        return json.dumps(config)
+
+    def trial_name(self, trial_id: str, config_json: str) -> Optional[str]:
+        view = _TrialView(trial_id)
+        view.config = json.loads(config_json)
+        assert self._name_creator is not None
+        return str(self._name_creator(view))
+
+    def _view(self, trial_id: str) -> _TrialView:
+        v = self._trials.get(trial_id)
+        if v is None:
+            v = self._trials[trial_id] = _TrialView(trial_id)
+        return v
+
+    def on_result(self, trial_id: str, result_json: str) -> None:
+        self._iteration += 1
+        view = self._view(trial_id)
+        view.last_result = json.loads(result_json)
+        for cb in self._callbacks:
+            cb.on_trial_result(iteration=self._iteration, trials=list(self._trials.values()), trial=view, result=view.last_result)
+
+    def on_trial_end(self, trial_id: str, status: str) -> None:
+        view = self._view(trial_id)
+        view.status = status
+        for cb in self._callbacks:
+            if status == "ERROR":
+                cb.on_trial_error(iteration=self._iteration, trials=list(self._trials.values()), trial=view)
+            else:
+                cb.on_trial_complete(iteration=self._iteration, trials=list(self._trials.values()), trial=view)
+
+    def progress(self, text: str, status: str, last: bool) -> None:
+        body = text if self._verbose >= 2 else status + "\n"
+        if _in_notebook():
+            from IPython.display import Pre, display  # type: ignore[import-not-found]
+
+            if self._display is None:
+                self._display = display(Pre(body), display_id=True)
+            else:
+                self._display.update(Pre(body))
+            return
+        now = time.monotonic()
+        if sys.stdout.isatty():
+            # Redraw in place, a few times a second at most.
+            if self._drawn:
+                sys.stdout.write(f"\x1b[{self._drawn}A\x1b[J")
+            sys.stdout.write(body)
+            self._drawn = 0 if last else body.count("\n")
+        elif last:
+            sys.stdout.write(body)
+        elif now - self._last_line >= 10.0:
+            self._last_line = now
+            sys.stdout.write(status + "\n")
+        sys.stdout.flush()
+
+    def end(self) -> None:
+        for cb in self._callbacks:
+            cb.on_experiment_end(trials=list(self._trials.values()))
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        ip = shell.get_ipython()  # type: ignore[attr-defined]
+    except AttributeError:
+        return False
+    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
+
+
+def _trainable_name(t: Any) -> str:
+    if isinstance(t, _WithParameters):
+        t = t.trainable
+    return str(getattr(t, "__name__", type(t).__name__))
+
+
+class Tuner:
+    """Runs ``trainable`` over ``param_space``: ``Tuner(...).fit()`` returns a ``ResultGrid``."""
+
+    def __init__(
+        self,
+        trainable: Any = None,
+        *,
+        param_space: Optional[Dict[str, Any]] = None,
+        tune_config: Optional[TuneConfig] = None,
+        run_config: Optional[RunConfig] = None,
+        _restore_path: Optional[str] = None,
+    ) -> None:
+        if trainable is None or not (callable(trainable) or is_class_trainable(trainable) or isinstance(trainable, _WithParameters)):
+            raise TypeError(f"Tuner(trainable=...): expected a function or a Trainable class, got {trainable!r}")
+        self._trainable = trainable
+        self._param_space = dict(param_space or {})
+        self._tune_config = tune_config or TuneConfig()
+        self._run_config = run_config or RunConfig()
+        self._restore_path = _restore_path
+        self._experiment_path: Optional[str] = _restore_path
+
+    def _spec(self) -> Tuple[Dict[str, Any], List[Callable[..., Any]]]:
+        tc, rc = self._tune_config, self._run_config
+        funcs: List[Callable[..., Any]] = []
+        space = _space_to_spec(self._param_space, funcs)
+        name = rc.name or f"{_trainable_name(self._trainable)}_{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
+        import hyperfleet
+
+        resources = getattr(self._trainable, "_hyperfleet_resources", None) or {"cpu": 1}
+        search: Dict[str, Any] = {"algorithm": "random"}
+        if tc.search_alg is not None:
+            to_spec = getattr(tc.search_alg, "to_spec", None)
+            if to_spec is None:
+                raise TypeError(f"TuneConfig(search_alg=...): {type(tc.search_alg).__name__} is not a hyperfleet searcher")
+            search = to_spec()
+        scheduler: Dict[str, Any] = {"kind": "fifo"}
+        if tc.scheduler is not None:
+            to_spec = getattr(tc.scheduler, "to_spec", None)
+            if to_spec is None:
+                raise TypeError(f"TuneConfig(scheduler=...): {type(tc.scheduler).__name__} is not a hyperfleet scheduler")
+            scheduler = to_spec()
+        spec: Dict[str, Any] = {
+            "experiment": {
+                "name": name,
+                "storage": os.path.abspath(os.path.expanduser(rc.storage_path or "~/hyperfleet_results")),
+                "metric": tc.metric,
+                "mode": tc.mode,
+                "num_samples": tc.num_samples,
+                "max_concurrent_trials": tc.max_concurrent_trials,
+                "time_budget_s": float(tc.time_budget_s) if tc.time_budget_s is not None else None,
+                "reuse_workers": tc.reuse_actors,
+                "verbose": 2 if rc.verbose is None else rc.verbose,
+                "python_path": [p for p in sys.path if p],
+            },
+            "trainable": {"pickle": "", "name": _trainable_name(self._trainable)},
+            "scaling": {"workers": 1, "resources_per_worker": resources, "placement": "pack"},
+            "space": space,
+            "search": search,
+            "scheduler": scheduler,
+            "stop": dict(rc.stop) if isinstance(rc.stop, dict) else {},
+            "resources": dict(hyperfleet._cluster_resources),
+            "checkpoint": (rc.checkpoint_config.to_spec() if rc.checkpoint_config else {}),
+            "failure": (rc.failure_config.to_spec() if rc.failure_config else {}),
+        }
+        return spec, funcs
+
+    def fit(self) -> ResultGrid:
+        """Runs the experiment (or continues it, after ``restore``) and returns its results."""
+        from hyperfleet import _native
+
+        if self._restore_path is not None:
+            with sqlite3.connect(os.path.join(self._restore_path, "experiment.db")) as c:
+                row = c.execute("SELECT value FROM experiment WHERE key = 'spec'").fetchone()
+            spec = json.loads(row[0])
+            funcs: List[Callable[..., Any]] = []
+            if self._param_space:
+                _space_to_spec(self._param_space, funcs)
+            exp_dir = self._restore_path
+        else:
+            spec, funcs = self._spec()
+            exp_dir = os.path.join(spec["experiment"]["storage"], spec["experiment"]["name"])
+            _native.validate_spec(json.dumps(spec))
+            if os.path.exists(os.path.join(exp_dir, "experiment.db")):
+                from hyperfleet.exceptions import ExperimentExistsError
+
+                raise ExperimentExistsError(
+                    f"experiment already exists at {exp_dir}; continue it with Tuner.restore({exp_dir!r}, trainable) "
+                    "or choose another RunConfig(name=...)"
+                )
+        os.makedirs(exp_dir, exist_ok=True)
+        spec["trainable"]["pickle"] = self._write_trainable(exp_dir)
+        hooks = _Hooks(self, funcs, int(spec["experiment"].get("verbose", 2)))
+        summary = _native.fit(json.dumps(spec), hooks, self._restore_path is not None, sys.executable, os.getcwd())
+        hooks.end()
+        self._experiment_path = summary["experiment_dir"]
+        if summary["interrupted"]:
+            sys.stderr.write(f"Interrupted. Resume with: Tuner.restore({self._experiment_path!r}, trainable=...).fit()\n")
+            raise KeyboardInterrupt
+        if summary["status"] == "failed":
+            from hyperfleet.exceptions import TuneError
+
+            raise TuneError(summary["error"] or "the experiment failed")
+        return ResultGrid(self._experiment_path)
+
+    def _write_trainable(self, exp_dir: str) -> str:
+        import cloudpickle
+
+        t = self._trainable
+        if isinstance(t, _WithParameters):
+            t.write_params(exp_dir)
+        path = os.path.join(exp_dir, "trainable.pkl")
+        with open(path + ".tmp", "wb") as f:
+            cloudpickle.dump(t, f)
+        os.replace(path + ".tmp", path)
+        return path
+
+    def get_results(self) -> ResultGrid:
+        """The results of the experiment this Tuner ran or restored."""
+        if self._experiment_path is None:
+            raise RuntimeError("Tuner.get_results(): call fit() first, or use Tuner.restore(path, trainable)")
+        return ResultGrid(self._experiment_path)
+
+    @classmethod
+    def restore(cls, path: str, trainable: Any, *, param_space: Optional[Dict[str, Any]] = None, **_unused: Any) -> "Tuner":
+        """A Tuner that continues the experiment at ``path``: finished trials are kept, unfinished ones resume."""
+        path = os.path.abspath(os.path.expanduser(path))
+        if not cls.can_restore(path):
+            raise FileNotFoundError(f"Tuner.restore: {path} holds no experiment (no experiment.db with a spec)")
+        return cls(trainable, param_space=param_space, _restore_path=path)
+
+    @classmethod
+    def can_restore(cls, path: str) -> bool:
+        """Whether ``path`` holds an experiment that ``restore`` can continue."""
+        db = os.path.join(os.path.expanduser(path), "experiment.db")
+        if not os.path.isfile(db):
+            return False
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+                return c.execute("SELECT 1 FROM experiment WHERE key = 'spec'").fetchone() is not None
+        except sqlite3.Error:
+            return False

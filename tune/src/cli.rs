@@ -1,0 +1,305 @@
+//! The `tune` command line: `run`, `ls`, `show`, `best`.
+
+use crate::controller::{RunError, RunOptions};
+use crate::query::{self, ExperimentInfo};
+use crate::spec::{self, expand_home, Mode};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// Exit code for bad input (a bad file, argument or experiment name).
+pub const EXIT_BAD_INPUT: i32 = 2;
+/// Exit code for a run that failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code for a run stopped by Ctrl-C (resumable).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser, Debug)]
+#[command(name = "tune", version, about = "Run and inspect hyperparameter-tuning experiments.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the experiment described by a TOML file.
+    Run {
+        /// The experiment file.
+        file: PathBuf,
+        /// Override `[experiment] name`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Override `[experiment] storage`.
+        #[arg(long)]
+        storage: Option<String>,
+        /// Continue the experiment already in storage (unfinished trials resume from their latest checkpoint).
+        #[arg(long)]
+        resume: bool,
+        /// Override `[experiment] verbose` (0 silent .. 3 every result).
+        #[arg(long)]
+        verbose: Option<u8>,
+        /// Python interpreter for Python trainables (default: the one running `tune`, else python3).
+        #[arg(long)]
+        python: Option<String>,
+        /// Print a JSON summary at the end instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List experiments in a storage folder.
+    Ls {
+        /// Storage folder (default ~/hyperfleet_results).
+        storage: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an experiment's trials.
+    Show {
+        /// Experiment folder, or a name under --storage.
+        experiment: String,
+        /// Storage folder for a bare name.
+        #[arg(long)]
+        storage: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the best trial of an experiment.
+    Best {
+        /// Experiment folder, or a name under --storage.
+        experiment: String,
+        /// Storage folder for a bare name.
+        #[arg(long)]
+        storage: Option<String>,
+        /// Metric (default: the experiment's).
+        #[arg(long)]
+        metric: Option<String>,
+        /// min or max (default: the experiment's).
+        #[arg(long, value_parser = ["min", "max"])]
+        mode: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the CLI on `args` (program name first); returns the exit code.
+pub fn main(args: Vec<String>) -> i32 {
+    main_with(args, None)
+}
+
+/// Like [`main`], with the Python interpreter to use for workers when the caller knows it.
+pub fn main_with(args: Vec<String>, python: Option<String>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.cmd {
+        Cmd::Run { file, name, storage, resume, verbose, python: py, json } => {
+            run(&file, name, storage, resume, verbose, py.or(python), json)
+        }
+        Cmd::Ls { storage, json } => ls(storage, json),
+        Cmd::Show { experiment, storage, json } => with_experiment(&experiment, storage, |i| show(i, json)),
+        Cmd::Best { experiment, storage, metric, mode, json } => {
+            with_experiment(&experiment, storage, |i| best(i, metric, mode, json))
+        }
+    }
+}
+
+fn default_storage(s: Option<String>) -> PathBuf {
+    expand_home(&s.unwrap_or_else(|| "~/hyperfleet_results".into()))
+}
+
+fn run(
+    file: &Path,
+    name: Option<String>,
+    storage: Option<String>,
+    resume: bool,
+    verbose: Option<u8>,
+    python: Option<String>,
+    json_out: bool,
+) -> i32 {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let (mut spec, checked) = match spec::parse_file(file, &text) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if let Some(n) = name {
+        spec.experiment.name = Some(n);
+    }
+    if let Some(s) = storage {
+        spec.experiment.storage = s;
+    }
+    if let Some(v) = verbose {
+        spec.experiment.verbose = v;
+    }
+    if let Err(e) = spec.validate() {
+        eprintln!("error: {e}");
+        return EXIT_BAD_INPUT;
+    }
+    let mut opts = RunOptions::new();
+    opts.resume = resume;
+    opts.handle_signals = true;
+    if let Some(p) = python {
+        opts.python = p;
+    }
+    // Relative storage and imports are relative to where `tune` runs, like every other path argument.
+    let exp_dir = spec.experiment_dir();
+    match crate::run_blocking(spec, checked, opts, None) {
+        Ok(s) => {
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"status": s.status, "experiment_dir": s.experiment_dir, "trials": s.counts, "error": s.error})
+                );
+            } else {
+                println!("Results: {} (`tune show {}`)", s.experiment_dir.display(), s.experiment_dir.display());
+            }
+            match s.status.as_str() {
+                "finished" => 0,
+                "interrupted" => {
+                    eprintln!("Interrupted. Resume with: tune run {} --resume", file.display());
+                    EXIT_INTERRUPTED
+                }
+                _ => {
+                    eprintln!("error: {}", s.error.unwrap_or_else(|| "the experiment failed".into()));
+                    EXIT_FAILED
+                }
+            }
+        }
+        Err(e @ (RunError::Spec(_) | RunError::Exists(_) | RunError::NotFound(_) | RunError::Unplaceable { .. })) => {
+            eprintln!("error: {e}");
+            if matches!(e, RunError::Exists(_)) {
+                eprintln!("hint: tune run {} --resume", file.display());
+            }
+            EXIT_BAD_INPUT
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", exp_dir.display());
+            EXIT_FAILED
+        }
+    }
+}
+
+fn ls(storage: Option<String>, json_out: bool) -> i32 {
+    let root = default_storage(storage);
+    let all = query::list(&root);
+    if json_out {
+        let v: Vec<_> = all
+            .iter()
+            .map(|r| match r {
+                Ok(i) => json!({"name": i.name, "path": i.path, "status": i.status, "created_at": i.created_at, "trials": query::counts(i)}),
+                Err(e) => json!({"error": e.to_string()}),
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return 0;
+    }
+    if all.is_empty() {
+        println!("no experiments in {}", root.display());
+    }
+    for r in all {
+        match r {
+            Ok(i) => {
+                let c: Vec<String> = query::counts(&i).iter().map(|(s, n)| format!("{n} {s}")).collect();
+                let best = match (&i.metric, i.mode) {
+                    (Some(m), Some(mode)) => query::best(&i, m, mode)
+                        .and_then(|t| query::last_metric(t, m))
+                        .map(|v| format!("  best {m}={v}"))
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                println!("{:<24} {:<11} {}{}", i.name, i.status, c.join(", "), best);
+            }
+            Err(e) => println!("{e}"),
+        }
+    }
+    0
+}
+
+fn with_experiment(exp: &str, storage: Option<String>, f: impl FnOnce(&ExperimentInfo) -> i32) -> i32 {
+    let direct = expand_home(exp);
+    let dir = if direct.join("experiment.db").is_file() { direct } else { default_storage(storage).join(exp) };
+    match query::load(&dir) {
+        Ok(i) => f(&i),
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+fn show(i: &ExperimentInfo, json_out: bool) -> i32 {
+    if json_out {
+        let trials: Vec<_> = i.trials.iter().map(|t| query::trial_json(i, t)).collect();
+        println!(
+            "{}",
+            json!({"name": i.name, "path": i.path, "status": i.status, "metric": i.metric, "mode": i.mode, "trials": trials})
+        );
+        return 0;
+    }
+    let c: Vec<String> = query::counts(i).iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!("{} ({}) at {}: {}", i.name, i.status, i.path.display(), c.join(", "));
+    let metric = i.metric.clone().unwrap_or_default();
+    println!("  {:<13} {:<10} {:>5} {:>12}  config / note", "trial", "status", "iter", metric);
+    for t in &i.trials {
+        let it = t.last_result.as_ref().and_then(|r| r.get("training_iteration")?.as_u64()).unwrap_or(0);
+        let m = query::last_metric(t, &metric).map(|v| format!("{v:.6}")).unwrap_or_default();
+        let mut note = crate::controller::summarize(&t.config);
+        if let Some(e) = &t.error {
+            note = format!("{note}  error: {}", e.lines().next().unwrap_or(""));
+        } else if let Some(r) = &t.stop_reason {
+            note = format!("{note}  ({r})");
+        }
+        println!("  {:<13} {:<10} {:>5} {:>12}  {}", t.trial_id, t.status, it, m, note);
+    }
+    0
+}
+
+fn best(i: &ExperimentInfo, metric: Option<String>, mode: Option<String>, json_out: bool) -> i32 {
+    let Some(metric) = metric.or_else(|| i.metric.clone()) else {
+        eprintln!("error: the experiment has no metric; pass --metric and --mode");
+        return EXIT_BAD_INPUT;
+    };
+    let mode = match mode.as_deref() {
+        Some("min") => Mode::Min,
+        Some("max") => Mode::Max,
+        _ => match i.mode {
+            Some(m) => m,
+            None => {
+                eprintln!("error: the experiment has no mode; pass --mode min|max");
+                return EXIT_BAD_INPUT;
+            }
+        },
+    };
+    let Some(t) = query::best(i, &metric, mode) else {
+        eprintln!("error: no trial of {} reported `{metric}`", i.name);
+        return EXIT_FAILED;
+    };
+    if json_out {
+        println!("{}", query::trial_json(i, t));
+    } else {
+        let v = query::last_metric(t, &metric).unwrap_or(f64::NAN);
+        println!("best trial {} ({}): {metric} = {v}", t.trial_id, t.status);
+        println!("config: {}", serde_json::Value::Object(t.config.clone()));
+        println!("path: {}", i.path.join(&t.logdir).display());
+        if let Some((_, p)) = &t.latest_checkpoint {
+            println!("checkpoint: {}", i.path.join(p).display());
+        }
+    }
+    0
+}

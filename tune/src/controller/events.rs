@@ -1,0 +1,528 @@
+//! Reacting to workers: results, completions, errors, exits.
+
+use super::{Ckpt, Controller, Ev, Status};
+use crate::store::{now, TrialFiles};
+use hyperfleet_scheduler::{Decision, SchedResult, TrialEnd};
+use hyperfleet_searchers::{Observation, Outcome, TrialId};
+use hyperfleet_train::{GroupId, WorkerEvent, WorkerKey};
+use rusqlite::params;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+impl Controller {
+    pub(crate) fn on_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::CheckpointSaved { group, seq, metrics, saved } => match saved {
+                Ok(rel) => self.record_result(group, seq, metrics, Some(rel)),
+                Err(e) => {
+                    self.trial_failed(seq, format!("could not persist the checkpoint: {e}"), String::new(), true);
+                    self.retire_group(group, true);
+                }
+            },
+            Ev::CapacityFreed => {}
+            Ev::StoreFailed(e) => {
+                self.fail_experiment(e);
+                self.stop_everything(true, "store failure");
+            }
+        }
+    }
+
+    pub(crate) fn on_worker(&mut self, key: WorkerKey, ev: WorkerEvent) {
+        let gid = key.group;
+        let Some(g) = self.groups.get_mut(&gid) else { return };
+        let seq = g.trial;
+        match ev {
+            WorkerEvent::Ready { .. } => {
+                g.ready[key.rank as usize] = true;
+                if g.trial.is_some() && !g.started && g.ready.iter().all(|r| *r) {
+                    self.send_run(gid);
+                }
+            }
+            WorkerEvent::Report { metrics, checkpoint } => {
+                let Some(seq) = seq else { return };
+                if key.rank != 0 {
+                    // Only rank 0's results are the trial's; other ranks are acknowledged.
+                    if let Some(w) = &g.workers[key.rank as usize] {
+                        w.ack(self.trials[&seq].ending);
+                    }
+                    return;
+                }
+                self.on_report(gid, seq, metrics, checkpoint);
+            }
+            WorkerEvent::Done => {
+                if key.rank != 0 {
+                    return;
+                }
+                if let Some(seq) = seq {
+                    self.trial_done(seq);
+                }
+                self.release_trial(gid);
+            }
+            WorkerEvent::Error { error, traceback } => {
+                if let Some(seq) = seq {
+                    self.trial_failed(seq, error, traceback, true);
+                }
+                self.release_trial(gid);
+            }
+            WorkerEvent::Protocol(msg) => {
+                if let Some(seq) = seq {
+                    self.trial_failed(seq, msg, String::new(), false);
+                }
+                self.retire_group(gid, true);
+            }
+            WorkerEvent::Exited { code, signal } => self.on_exit(key, code, signal),
+        }
+    }
+
+    /// A group finished its trial; keep it warm or let it go.
+    fn release_trial(&mut self, gid: GroupId) {
+        let reuse = self.reuse && !self.stop_new;
+        let Some(g) = self.groups.get_mut(&gid) else { return };
+        g.trial = None;
+        g.started = false;
+        if !(reuse && g.python) || g.retiring {
+            g.retiring = false;
+            self.retire_group(gid, false);
+        }
+    }
+
+    fn on_exit(&mut self, key: WorkerKey, code: Option<i32>, signal: Option<i32>) {
+        let gid = key.group;
+        let Some(g) = self.groups.get_mut(&gid) else { return };
+        g.workers[key.rank as usize] = None;
+        let seq = g.trial.take();
+        let retiring = g.retiring;
+        if let Some(seq) = seq {
+            let t = &self.trials[&seq];
+            if !(t.status.is_final() || t.ending || (retiring && self.interrupted)) {
+                let how = match (code, signal) {
+                    (_, Some(s)) => format!("killed by signal {s} ({})", signal_name(s)),
+                    (Some(c), _) => format!("exited with code {c}"),
+                    _ => "ended".into(),
+                };
+                let tail = tail_of(&t.dir.join("stderr.log"), 20);
+                let msg = format!("worker (rank {}) {how} while running the trial", key.rank);
+                self.trial_failed(seq, msg, tail, true);
+            } else if t.ending && t.status == Status::Paused {
+                // Paused trials wait for capacity again.
+            }
+        }
+        // One worker gone ends the group: tear the rest down.
+        let g = self.groups.get_mut(&gid).expect("group exists");
+        let alive = g.workers.iter().flatten().count();
+        if alive == 0 {
+            self.groups.remove(&gid); // drops the reservation: capacity freed
+        } else {
+            for w in g.workers.iter().flatten() {
+                w.signal(libc::SIGKILL);
+            }
+            g.retiring = true;
+        }
+    }
+
+    fn on_report(&mut self, gid: GroupId, seq: u64, metrics: Map<String, Value>, checkpoint: Option<PathBuf>) {
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        if t.ending || t.status.is_final() {
+            if let Some(w) = self.groups[&gid].workers[0].as_ref() {
+                w.ack(true);
+            }
+            return;
+        }
+        let now_i = Instant::now();
+        let dt = now_i.duration_since(t.last_report).as_secs_f64();
+        t.last_report = now_i;
+        t.iteration += 1;
+        t.iterations_since_restore += 1;
+        t.time_total += dt;
+        t.time_since_restore += dt;
+        let mut m = metrics;
+        if let Some(metric) = &self.spec.experiment.metric {
+            if !m.contains_key(metric) {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                let msg =
+                    format!("the trial reported {{{}}} but not the experiment's metric `{metric}`", keys.join(", "));
+                if let Some(w) = self.groups[&gid].workers[0].as_ref() {
+                    w.ack(true);
+                }
+                self.trial_failed(seq, msg, String::new(), false);
+                return;
+            }
+        }
+        let ts = now();
+        m.insert("training_iteration".into(), t.iteration.into());
+        m.insert("time_this_iter_s".into(), dt.into());
+        m.insert("time_total_s".into(), t.time_total.into());
+        m.insert("timestamp".into(), (ts as i64).into());
+        m.insert("trial_id".into(), t.id.clone().into());
+        m.insert("done".into(), false.into());
+        m.insert("iterations_since_restore".into(), t.iterations_since_restore.into());
+        m.insert("time_since_restore".into(), t.time_since_restore.into());
+        m.entry("pid").or_insert(Value::from(self.groups[&gid].workers[0].as_ref().map(|w| w.pid).unwrap_or(0)));
+        match checkpoint {
+            None => self.record_result(gid, seq, m, None),
+            Some(src) => {
+                let rel = format!(
+                    "{}/checkpoint_{:06}",
+                    t.dir.strip_prefix(&self.exp_dir).unwrap_or(&t.dir).display(),
+                    t.iteration
+                );
+                let dst = self.exp_dir.join(&rel);
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let saved =
+                        persist_checkpoint(&src, &dst).map(|_| rel).map_err(|e| format!("{}: {e}", src.display()));
+                    let _ = tx.send(Ev::CheckpointSaved { group: gid, seq, metrics: m, saved });
+                });
+            }
+        }
+    }
+
+    /// Decides, records, and acknowledges one result (the ack leaves after the commit).
+    fn record_result(&mut self, gid: GroupId, seq: u64, m: Map<String, Value>, ckpt: Option<String>) {
+        let metric = self.spec.experiment.metric.clone();
+        let mode = self.spec.experiment.mode;
+        let score =
+            metric.as_ref().and_then(|k| m.get(k)?.as_f64()).filter(|v| !v.is_nan()).and_then(|v| Some(mode?.score(v)));
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        let progress = t.iteration as f64;
+        // Stop criteria first (Ray: any key reaching its value), then the user's stopper, then the scheduler.
+        let mut reason = self
+            .spec
+            .stop
+            .iter()
+            .find(|(k, v)| m.get(*k).and_then(Value::as_f64).is_some_and(|x| x >= **v))
+            .map(|(k, v)| format!("stop criterion {k} >= {v}"));
+        let id = t.id.clone();
+        if reason.is_none() && self.hooks.stop_trial(&id, &m) {
+            reason = Some("stopper".into());
+        }
+        self.searcher.on_result(TrialId(seq), &Observation { score, progress });
+        let decision = self.scheduler.on_result(TrialId(seq), &SchedResult { progress, score });
+        let mut stop = reason.is_some();
+        let mut pause = false;
+        match &decision {
+            Decision::Continue => {}
+            Decision::Stop if !stop => {
+                stop = true;
+                reason = Some(format!("scheduler stopped the trial at {progress}"));
+            }
+            Decision::Stop => {}
+            Decision::Pause => pause = !stop,
+            Decision::Exploit { .. } => pause = !stop,
+        }
+        if self.stop_new && !stop {
+            stop = true;
+            reason = Some("experiment ending".into());
+        }
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        t.last_result = Some(m.clone());
+        let ck_score = self
+            .spec
+            .checkpoint
+            .score_attribute
+            .as_ref()
+            .and_then(|k| m.get(k)?.as_f64())
+            .map(|x| self.spec.checkpoint.score_order.unwrap_or(crate::spec::Mode::Max).score(x));
+        let mut delete: Vec<(u64, String)> = Vec::new();
+        if let Some(rel) = &ckpt {
+            t.checkpoints.push(Ckpt { iteration: t.iteration, rel: rel.clone(), score: ck_score });
+            t.restore = Some(rel.clone());
+            if let Some(keep) = self.spec.checkpoint.num_to_keep {
+                delete = retention(&mut t.checkpoints, keep.max(1));
+            }
+        }
+        self.results += 1;
+        let iteration = t.iteration as i64;
+        let ts = m.get("timestamp").and_then(Value::as_f64).unwrap_or(0.0);
+        let json = serde_json::to_string(&m).unwrap_or_default();
+        let dir = t.dir.clone();
+        let writer = self.groups.get(&gid).and_then(|g| g.workers[0].as_ref().map(|w| w.acker(stop || pause)));
+        let exp_dir = self.exp_dir.clone();
+        let ck2 = ckpt.clone();
+        let doomed: Vec<PathBuf> = delete.iter().map(|(_, rel)| exp_dir.join(rel)).collect();
+        let m_for_file = m;
+        self.store.write(
+            move |c| {
+                c.prepare_cached("INSERT INTO results(trial_seq, training_iteration, timestamp, metrics) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![seq as i64, iteration, ts, json])?;
+                if let Some(rel) = &ck2 {
+                    c.prepare_cached("INSERT INTO checkpoints(trial_seq, training_iteration, path, metrics, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                        .execute(params![seq as i64, iteration, rel, json, ts])?;
+                }
+                for (_, rel) in &delete {
+                    c.prepare_cached("UPDATE checkpoints SET deleted_at = ?2 WHERE trial_seq = ?1 AND path = ?3")?
+                        .execute(params![seq as i64, now(), rel])?;
+                }
+                Ok(())
+            },
+            Some(Box::new(move |files: &mut TrialFiles| {
+                if let Some(w) = writer {
+                    w.send();
+                }
+                files.append_result(seq, &dir, &m_for_file);
+                // Only after the commit that marks them deleted.
+                for d in doomed {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            })),
+        );
+        if let Some(r) = &self.trials[&seq].last_result {
+            let r = r.clone();
+            self.hooks.on_result(&id, &r);
+        }
+        if stop {
+            self.end_trial(seq, Status::Terminated, None, reason);
+            let pruned = matches!(decision, Decision::Stop);
+            self.searcher.on_complete(
+                TrialId(seq),
+                &if pruned { Outcome::Pruned { score } } else { Outcome::Completed { score } },
+            );
+            self.scheduler
+                .on_trial_complete(TrialId(seq), if pruned { TrialEnd::Stopped } else { TrialEnd::Completed });
+            self.arm_stop_timer(gid);
+        } else if pause {
+            let t = self.trials.get_mut(&seq).expect("trial exists");
+            t.ending = true;
+            t.status = Status::Paused;
+            if let Decision::Exploit { donor, config } = decision {
+                let donor_ck = self.trials.get(&donor.0).and_then(|d| d.restore.clone());
+                let t = self.trials.get_mut(&seq).expect("trial exists");
+                t.config = config;
+                t.restore = donor_ck;
+            }
+            self.set_status(seq, Status::Paused, None, None);
+            self.waiting.push_back(seq);
+            self.arm_stop_timer(gid);
+        }
+        if self.hooks.stop_all() {
+            self.stop_everything(false, "stopper.stop_all()");
+        }
+    }
+
+    /// Command trainables that ignore `stop` on stdin are signalled after a grace period.
+    fn arm_stop_timer(&mut self, gid: GroupId) {
+        if let Some(g) = self.groups.get_mut(&gid) {
+            if !g.python && g.kill_at.is_none() {
+                g.kill_at = Some((Instant::now() + std::time::Duration::from_secs(5), libc::SIGTERM));
+            }
+        }
+    }
+
+    fn trial_done(&mut self, seq: u64) {
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        if t.ending && t.status == Status::Paused {
+            t.group = None;
+            return;
+        }
+        if t.status.is_final() || t.ending {
+            t.group = None;
+            return;
+        }
+        let score = self.score(seq);
+        self.store.write(
+            move |c| {
+                c.prepare_cached(
+                    "UPDATE results SET metrics = json_set(metrics, '$.done', json('true')) WHERE id = (SELECT max(id) FROM results WHERE trial_seq = ?1)",
+                )?
+                .execute(params![seq as i64])
+                .map(|_| ())
+            },
+            None,
+        );
+        if let Some(r) = self.trials.get_mut(&seq).and_then(|t| t.last_result.as_mut()) {
+            r.insert("done".into(), true.into());
+        }
+        self.end_trial(seq, Status::Terminated, None, None);
+        self.searcher.on_complete(TrialId(seq), &Outcome::Completed { score });
+        self.scheduler.on_trial_complete(TrialId(seq), TrialEnd::Completed);
+    }
+
+    fn score(&self, seq: u64) -> Option<f64> {
+        let m = self.spec.experiment.metric.as_ref()?;
+        let v = self.trials[&seq].last_result.as_ref()?.get(m)?.as_f64().filter(|v| !v.is_nan())?;
+        Some(self.spec.experiment.mode?.score(v))
+    }
+
+    /// A trial failed: retry from its latest checkpoint while `max_failures` allows, else ERROR.
+    pub(crate) fn trial_failed(&mut self, seq: u64, error: String, traceback: String, retryable: bool) {
+        let max = self.spec.failure.max_failures;
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        if t.status.is_final() {
+            return;
+        }
+        t.num_failures += 1;
+        t.group = None;
+        t.ending = true;
+        let n = t.num_failures;
+        let _ = std::fs::write(t.dir.join("error.txt"), format!("{error}\n\n{traceback}"));
+        let retry = retryable && !self.stop_new && (max == -1 || (n as i64) <= max);
+        self.store.event(Some(seq), "trial_error", format!("{error}\n{traceback}"));
+        if retry {
+            // Continue from the latest checkpoint's iteration.
+            let t = self.trials.get_mut(&seq).expect("trial exists");
+            t.iteration = t.checkpoints.last().map(|c| c.iteration).unwrap_or(0);
+            t.status = Status::Pending;
+            let (e2, tb2) = (error.clone(), traceback.clone());
+            self.store.write(
+                move |c| {
+                    c.prepare_cached("UPDATE trials SET status = 'PENDING', num_failures = ?2, error = ?3, traceback = ?4 WHERE seq = ?1")?
+                        .execute(params![seq as i64, n as i64, e2, tb2])
+                        .map(|_| ())
+                },
+                None,
+            );
+            self.waiting.push_back(seq);
+        } else {
+            let tb = traceback.clone();
+            let e2 = error.clone();
+            self.store.write(
+                move |c| {
+                    c.prepare_cached("UPDATE trials SET num_failures = ?2, traceback = ?3, error = ?4 WHERE seq = ?1")?
+                        .execute(params![seq as i64, n as i64, tb, e2])
+                        .map(|_| ())
+                },
+                None,
+            );
+            self.end_trial(seq, Status::Error, Some(error.clone()), None);
+            self.searcher.on_complete(TrialId(seq), &Outcome::Failed);
+            self.scheduler.on_trial_complete(TrialId(seq), TrialEnd::Failed);
+            if self.spec.failure.fail_fast {
+                let id = self.trials[&seq].id.clone();
+                self.fail_experiment(format!("trial {id} failed and fail_fast is set: {error}"));
+                self.stop_everything(false, "fail_fast");
+            }
+        }
+    }
+
+    /// Records a final status.
+    pub(crate) fn end_trial(&mut self, seq: u64, status: Status, error: Option<String>, reason: Option<String>) {
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        t.status = status;
+        t.ending = true;
+        let id = t.id.clone();
+        self.set_status(seq, status, error, reason);
+        self.store.write(move |_| Ok(()), Some(Box::new(move |files: &mut TrialFiles| files.close(seq))));
+        self.hooks.on_trial_end(&id, status.as_str());
+    }
+
+    pub(crate) fn set_status(&mut self, seq: u64, status: Status, error: Option<String>, reason: Option<String>) {
+        let s = status.as_str();
+        let ended = status.is_final().then(now);
+        self.store.write(
+            move |c| {
+                c.prepare_cached(
+                    "UPDATE trials SET status = ?2, error = coalesce(?3, error), stop_reason = coalesce(?4, stop_reason), ended_at = coalesce(?5, ended_at) WHERE seq = ?1",
+                )?
+                .execute(params![seq as i64, s, error, reason, ended])
+                .map(|_| ())
+            },
+            None,
+        );
+        self.store.event(Some(seq), "status", s.to_string());
+    }
+
+    pub(crate) fn fail_experiment(&mut self, why: String) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
+        }
+        self.stop_new = true;
+    }
+}
+
+/// Chooses checkpoints to delete so that `keep` remain; the latest is never deleted.
+fn retention(cks: &mut Vec<Ckpt>, keep: usize) -> Vec<(u64, String)> {
+    if cks.len() <= keep {
+        return Vec::new();
+    }
+    let latest = cks.len() - 1;
+    // Rank older checkpoints: by score when scored (higher is better), else by recency.
+    let mut order: Vec<usize> = (0..latest).collect();
+    order.sort_by(|&a, &b| match (cks[a].score, cks[b].score) {
+        (Some(x), Some(y)) => y.total_cmp(&x),
+        _ => cks[b].iteration.cmp(&cks[a].iteration),
+    });
+    let drop: Vec<usize> = order.into_iter().skip(keep - 1).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    cks.retain(|c| {
+        let d = drop.contains(&i);
+        i += 1;
+        if d {
+            out.push((c.iteration, c.rel.clone()));
+        }
+        !d
+    });
+    out
+}
+
+/// Copies a reported checkpoint directory into the trial folder (atomically: copy, then rename).
+fn persist_checkpoint(src: &Path, dst: &Path) -> std::io::Result<()> {
+    if src == dst {
+        return Ok(());
+    }
+    let tmp = dst.with_extension("tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    copy_dir(src, &tmp)?;
+    if dst.exists() {
+        std::fs::remove_dir_all(dst)?;
+    }
+    std::fs::rename(&tmp, dst)
+}
+
+fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for e in std::fs::read_dir(src)? {
+        let e = e?;
+        let ty = e.file_type()?;
+        let to = dst.join(e.file_name());
+        if ty.is_dir() {
+            copy_dir(&e.path(), &to)?;
+        } else {
+            std::fs::copy(e.path(), to)?;
+        }
+    }
+    Ok(())
+}
+
+/// The last `n` lines of a text file.
+pub(crate) fn tail_of(path: &Path, n: usize) -> String {
+    let Ok(s) = std::fs::read_to_string(path) else { return String::new() };
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn signal_name(s: i32) -> &'static str {
+    match s {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGINT => "SIGINT",
+        libc::SIGBUS => "SIGBUS",
+        _ => "signal",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ck(iteration: u64, score: Option<f64>) -> Ckpt {
+        Ckpt { iteration, rel: format!("c{iteration}"), score }
+    }
+
+    #[test]
+    fn retention_keeps_the_latest_and_the_best() {
+        let mut cks = vec![ck(1, None), ck(2, None), ck(3, None), ck(4, None)];
+        let gone = retention(&mut cks, 2);
+        assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(cks.iter().map(|c| c.iteration).collect::<Vec<_>>(), vec![3, 4]);
+        let mut cks = vec![ck(1, Some(9.0)), ck(2, Some(1.0)), ck(3, Some(5.0)), ck(4, Some(0.0))];
+        let gone = retention(&mut cks, 2);
+        assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(cks.iter().map(|c| c.iteration).collect::<Vec<_>>(), vec![1, 4], "best and latest kept");
+    }
+}

@@ -1,0 +1,46 @@
+//! Callbacks into the driver's language (Python stoppers, `sample_from`, callbacks, display).
+
+use crate::progress::Progress;
+use serde_json::{Map, Value};
+
+/// What the driver may plug into the controller. Every method has a do-nothing default.
+pub trait Hooks: Send {
+    /// A Python `Stopper` or callable: stop this trial after this result?
+    fn stop_trial(&mut self, _trial_id: &str, _result: &Map<String, Value>) -> bool {
+        false
+    }
+    /// A `Stopper.stop_all()`: end the whole experiment now?
+    fn stop_all(&mut self) -> bool {
+        false
+    }
+    /// Fills `sample_from` leaves (given as path and callable id) of a fresh config.
+    fn resolve(&mut self, _config: &mut Map<String, Value>, leaves: &[(Vec<String>, u64)]) -> Result<(), String> {
+        if leaves.is_empty() {
+            Ok(())
+        } else {
+            Err("`sample_from` leaves need the Python API".into())
+        }
+    }
+    /// A custom trial name (`trial_name_creator`).
+    fn trial_name(&mut self, _trial_id: &str, _config: &Map<String, Value>) -> Option<String> {
+        None
+    }
+    /// Every recorded result (user callbacks).
+    fn on_result(&mut self, _trial_id: &str, _result: &Map<String, Value>) {}
+    /// A trial reached TERMINATED or ERROR.
+    fn on_trial_end(&mut self, _trial_id: &str, _status: &str) {}
+    /// Shows progress; `last` is the final call.
+    fn progress(&mut self, _p: &Progress, _last: bool) {}
+}
+
+/// Hooks that only print progress to the terminal (the CLI).
+pub struct TerminalHooks {
+    /// Progress printer.
+    pub printer: crate::progress::Printer,
+}
+
+impl Hooks for TerminalHooks {
+    fn progress(&mut self, p: &Progress, last: bool) {
+        self.printer.show(p, last);
+    }
+}

@@ -1,0 +1,405 @@
+//! Starting trials: capacity, suggestions, worker groups.
+
+use super::{Controller, Group, Status, Trial};
+use crate::store::now;
+use hyperfleet_searchers::{Suggestion, TrialId};
+use hyperfleet_train::{spawn_worker, GroupId, IoMode, WorkerKey, WorkerLaunch};
+use rusqlite::params;
+use serde_json::{json, Map, Value};
+use std::time::{Duration, Instant};
+
+impl Controller {
+    /// Starts trials while capacity, the concurrency cap and the searcher allow.
+    pub(crate) fn fill(&mut self) {
+        while !self.stop_new && self.running() < self.max_concurrent {
+            if !self.has_more_work() {
+                break;
+            }
+            // Capacity first, so that no suggestion is drawn that cannot run.
+            let idle = self.groups.iter().find(|(_, g)| g.trial.is_none() && !g.retiring).map(|(id, _)| *id);
+            let gid = match idle {
+                Some(id) => id,
+                None => match self.cluster.try_reserve(&self.gang) {
+                    Some(res) => self.new_group(res),
+                    None => break, // a capacity-freed event will call us again
+                },
+            };
+            match self.next_trial() {
+                Some(seq) => self.assign(seq, gid),
+                None => {
+                    if self.groups.get(&gid).is_some_and(|g| !g.started && g.trial.is_none() && idle.is_none()) {
+                        self.retire_group(gid, false);
+                    }
+                    break;
+                }
+            }
+        }
+        // Warm workers nobody will need again go away.
+        if (self.stop_new || (self.searcher_done && self.waiting.is_empty())) && !self.groups.is_empty() {
+            let idle: Vec<GroupId> =
+                self.groups.iter().filter(|(_, g)| g.trial.is_none() && !g.retiring).map(|(id, _)| *id).collect();
+            for id in idle {
+                self.retire_group(id, false);
+            }
+        }
+    }
+
+    fn has_more_work(&self) -> bool {
+        !self.waiting.is_empty() || !self.searcher_done
+    }
+
+    /// A waiting trial (the scheduler picks) or a fresh suggestion.
+    fn next_trial(&mut self) -> Option<u64> {
+        if !self.waiting.is_empty() {
+            let ids: Vec<TrialId> = self.waiting.iter().map(|s| TrialId(*s)).collect();
+            if let Some(TrialId(seq)) = self.scheduler.choose_trial_to_run(&ids) {
+                self.waiting.retain(|s| *s != seq);
+                return Some(seq);
+            }
+        }
+        if self.searcher_done {
+            return None;
+        }
+        let seq = self.next_seq;
+        let mut rng = hyperfleet_searchers::trial_rng(self.seed, TrialId(seq));
+        match self.searcher.suggest(TrialId(seq), &mut rng) {
+            Suggestion::Config(mut config) => {
+                let leaves = self.space.sample_from_ids();
+                if let Err(e) = self.hooks.resolve(&mut config, &leaves) {
+                    self.fail_experiment(format!("sample_from failed: {e}"));
+                    return None;
+                }
+                if self.hooks.stop_all() {
+                    self.stop_new = true;
+                    return None;
+                }
+                self.next_seq += 1;
+                self.create_trial(seq, config);
+                Some(seq)
+            }
+            Suggestion::Wait => {
+                if self.running() == 0 && self.waiting.is_empty() {
+                    // Nothing runs that could unblock the searcher.
+                    self.searcher_done = true;
+                }
+                None
+            }
+            Suggestion::Exhausted => {
+                self.searcher_done = true;
+                None
+            }
+        }
+    }
+
+    fn create_trial(&mut self, seq: u64, config: Map<String, Value>) {
+        let id = format!("{}_{:05}", self.id_prefix, seq);
+        let trainable = self.trainable_name();
+        let name = self.hooks.trial_name(&id, &config).unwrap_or_else(|| format!("{trainable}_{id}"));
+        let rel = format!("trials/{id}");
+        let dir = self.exp_dir.join(&rel);
+        let _ = std::fs::create_dir_all(&dir);
+        let cfg_json = serde_json::to_string(&config).unwrap_or_default();
+        let _ = std::fs::write(dir.join("params.json"), serde_json::to_vec_pretty(&config).unwrap_or_default());
+        let res_json = serde_json::to_string(&self.gang).unwrap_or_default();
+        let (i2, n2, r2) = (id.clone(), name.clone(), rel.clone());
+        let created = now();
+        self.store.write(
+            move |c| {
+                c.prepare_cached(
+                    "INSERT INTO trials(seq, trial_id, name, config, status, resources, logdir, created_at) VALUES (?1, ?2, ?3, ?4, 'PENDING', ?5, ?6, ?7)",
+                )?
+                .execute(params![seq as i64, i2, n2, cfg_json, res_json, r2, created])
+                .map(|_| ())
+            },
+            None,
+        );
+        self.searcher.on_trial_add(TrialId(seq), &config);
+        self.scheduler.on_trial_add(TrialId(seq));
+        self.trials.insert(
+            seq,
+            Trial {
+                seq,
+                id,
+                name,
+                config,
+                status: Status::Pending,
+                dir,
+                iteration: 0,
+                iterations_since_restore: 0,
+                time_total: 0.0,
+                time_since_restore: 0.0,
+                last_result: None,
+                checkpoints: Vec::new(),
+                num_failures: 0,
+                group: None,
+                last_report: Instant::now(),
+                ending: false,
+                restore: None,
+            },
+        );
+    }
+
+    pub(crate) fn trainable_name(&self) -> String {
+        let t = &self.spec.trainable;
+        if let Some(n) = &t.name {
+            return n.clone();
+        }
+        if let Some(p) = &t.python {
+            return p.rsplit(':').next().unwrap_or("trainable").to_string();
+        }
+        if let Some(c) = &t.command {
+            return std::path::Path::new(&c[0])
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+        }
+        "trainable".into()
+    }
+
+    fn new_group(&mut self, res: hyperfleet_train::Reservation) -> GroupId {
+        let id = GroupId(self.next_group);
+        self.next_group += 1;
+        let n = self.gang.bundles.len();
+        let python = self.spec.trainable.command.is_none();
+        let mut g = Group {
+            res: Some(res),
+            workers: (0..n).map(|_| None).collect(),
+            ready: vec![false; n],
+            python,
+            trial: None,
+            started: false,
+            retiring: false,
+            kill_at: None,
+        };
+        if python {
+            let logs = self.exp_dir.join("workers");
+            let _ = std::fs::create_dir_all(&logs);
+            for rank in 0..n {
+                let launch = WorkerLaunch {
+                    argv: vec![self.opts.python.clone(), "-m".into(), "hyperfleet._worker".into()],
+                    env: self.worker_env(g.res.as_ref().expect("reserved"), rank),
+                    cwd: Some(self.opts.cwd.clone()),
+                    io: IoMode::Socket { log: logs.join(format!("worker-{}-{rank}.log", id.0)) },
+                };
+                match spawn_worker(launch, WorkerKey { group: id, rank: rank as u32 }, self.worker_tx()) {
+                    Ok(h) => g.workers[rank] = Some(h),
+                    Err(e) => {
+                        self.fail_experiment(format!(
+                            "could not start a Python worker with `{}`: {e}",
+                            self.opts.python
+                        ));
+                    }
+                }
+            }
+        }
+        self.groups.insert(id, g);
+        id
+    }
+
+    fn worker_tx(&self) -> tokio::sync::mpsc::UnboundedSender<(WorkerKey, hyperfleet_train::WorkerEvent)> {
+        self.wtx.clone()
+    }
+
+    fn worker_env(&self, res: &hyperfleet_train::Reservation, rank: usize) -> Vec<(String, String)> {
+        let n = self.gang.bundles.len();
+        let mut env: Vec<(String, String)> =
+            self.spec.trainable.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        env.push(("CUDA_VISIBLE_DEVICES".into(), res.cuda_visible_devices(rank)));
+        env.push(("HYPERFLEET_WORLD_RANK".into(), rank.to_string()));
+        env.push(("HYPERFLEET_WORLD_SIZE".into(), n.to_string()));
+        env.push(("HYPERFLEET_EXPERIMENT_NAME".into(), self.exp_name.clone()));
+        env.push(("HYPERFLEET_EXPERIMENT_DIR".into(), self.exp_dir.display().to_string()));
+        env
+    }
+
+    /// Gives a trial to a group: sends it to warm Python workers, or starts the command.
+    pub(crate) fn assign(&mut self, seq: u64, gid: GroupId) {
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        t.status = Status::Running;
+        t.group = Some(gid);
+        t.ending = false;
+        t.last_report = Instant::now();
+        t.iterations_since_restore = 0;
+        t.time_since_restore = 0.0;
+        let started = now();
+        self.store.write(
+            move |c| {
+                c.prepare_cached(
+                    "UPDATE trials SET status = 'RUNNING', started_at = coalesce(started_at, ?2) WHERE seq = ?1",
+                )?
+                .execute(params![seq as i64, started])
+                .map(|_| ())
+            },
+            None,
+        );
+        let g = self.groups.get_mut(&gid).expect("group exists");
+        g.trial = Some(seq);
+        if g.python {
+            if g.ready.iter().all(|r| *r) {
+                self.send_run(gid);
+            }
+        } else {
+            self.start_command(gid, seq);
+        }
+    }
+
+    /// Sends the start message to every rank of a ready Python group.
+    pub(crate) fn send_run(&mut self, gid: GroupId) {
+        let Some(g) = self.groups.get(&gid) else { return };
+        let Some(seq) = g.trial else { return };
+        let t = &self.trials[&seq];
+        let trainable = match (&self.spec.trainable.pickle, &self.spec.trainable.python) {
+            (Some(p), _) => json!({"pickle": p}),
+            (None, Some(r)) => json!({"python": r}),
+            _ => Value::Null,
+        };
+        let ck = t.restore.as_ref().map(|r| self.exp_dir.join(r).display().to_string());
+        let n = g.workers.len();
+        for (rank, w) in g.workers.iter().enumerate() {
+            if let Some(w) = w {
+                w.send_json(&json!({
+                    "t": "run",
+                    "trial_id": t.id,
+                    "trial_name": t.name,
+                    "trial_dir": t.dir,
+                    "experiment_name": self.exp_name,
+                    "experiment_dir": self.exp_dir,
+                    "config": t.config,
+                    "trainable": trainable,
+                    "checkpoint": ck,
+                    "iteration": t.iteration,
+                    "rank": rank,
+                    "world_size": n,
+                    "sys_path": self.spec.experiment.python_path,
+                    "checkpoint_frequency": self.spec.checkpoint.frequency,
+                    "checkpoint_at_end": self.spec.checkpoint.at_end,
+                }));
+            }
+        }
+        if let Some(g) = self.groups.get_mut(&gid) {
+            g.started = true;
+        }
+    }
+
+    fn start_command(&mut self, gid: GroupId, seq: u64) {
+        let t = &self.trials[&seq];
+        let argv: Result<Vec<String>, String> = self
+            .spec
+            .trainable
+            .command
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| substitute(a, &t.config, t))
+            .collect();
+        let argv = match argv {
+            Ok(a) => a,
+            Err(e) => {
+                self.trial_failed(seq, e, String::new(), false);
+                self.retire_group(gid, true);
+                return;
+            }
+        };
+        let res = self.groups[&gid].res.as_ref().expect("reserved");
+        let mut env = self.worker_env(res, 0);
+        let cfg = serde_json::to_string(&t.config).unwrap_or_default();
+        env.push(("HYPERFLEET_CONFIG".into(), cfg));
+        env.push(("HYPERFLEET_CONFIG_FILE".into(), t.dir.join("params.json").display().to_string()));
+        env.push(("HYPERFLEET_TRIAL_ID".into(), t.id.clone()));
+        env.push(("HYPERFLEET_TRIAL_NAME".into(), t.name.clone()));
+        env.push(("HYPERFLEET_TRIAL_DIR".into(), t.dir.display().to_string()));
+        env.push(("HYPERFLEET_ITERATION".into(), t.iteration.to_string()));
+        if let Some(r) = &t.restore {
+            env.push(("HYPERFLEET_CHECKPOINT_DIR".into(), self.exp_dir.join(r).display().to_string()));
+        }
+        let launch = WorkerLaunch {
+            argv: argv.clone(),
+            env,
+            cwd: Some(self.opts.cwd.clone()),
+            io: IoMode::Lines { stdout_log: t.dir.join("stdout.log"), stderr_log: t.dir.join("stderr.log") },
+        };
+        match spawn_worker(launch, WorkerKey { group: gid, rank: 0 }, self.worker_tx()) {
+            Ok(h) => {
+                let g = self.groups.get_mut(&gid).expect("group exists");
+                g.workers[0] = Some(h);
+                g.ready[0] = true;
+                g.started = true;
+            }
+            Err(e) => {
+                self.trial_failed(seq, format!("could not start `{}`: {e}", argv[0]), String::new(), false);
+                self.retire_group(gid, true);
+            }
+        }
+    }
+
+    /// Ends a group: idle Python workers are told to exit, busy ones signalled; resources return on exit.
+    pub(crate) fn retire_group(&mut self, gid: GroupId, force: bool) {
+        let Some(g) = self.groups.get_mut(&gid) else { return };
+        let first = !g.retiring;
+        g.retiring = true;
+        if g.workers.iter().all(|w| w.is_none()) {
+            self.groups.remove(&gid);
+            return;
+        }
+        if force {
+            for w in g.workers.iter().flatten() {
+                w.signal(libc::SIGKILL);
+            }
+            return;
+        }
+        if first {
+            if g.python && g.trial.is_none() {
+                for w in g.workers.iter().flatten() {
+                    w.send_json(&json!({"t": "exit"}));
+                }
+                g.kill_at = Some((Instant::now() + Duration::from_secs(5), libc::SIGKILL));
+            } else {
+                for w in g.workers.iter().flatten() {
+                    w.signal(libc::SIGTERM);
+                }
+                g.kill_at = Some((Instant::now() + Duration::from_secs(5), libc::SIGKILL));
+            }
+        }
+    }
+}
+
+/// Replaces `{path.to.key}`, `{trial_id}` and `{trial_dir}` in a command argument.
+fn substitute(arg: &str, config: &Map<String, Value>, t: &Trial) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[open..]);
+            return Ok(out);
+        };
+        let key = &after[..close];
+        let val = match key {
+            "trial_id" => t.id.clone(),
+            "trial_dir" => t.dir.display().to_string(),
+            _ => {
+                let mut cur: Option<&Value> = None;
+                let mut map = Some(config);
+                for part in key.split('.') {
+                    cur = map.and_then(|m| m.get(part));
+                    map = cur.and_then(Value::as_object);
+                }
+                match cur {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v) => v.to_string(),
+                    None => {
+                        return Err(format!(
+                            "command argument {arg:?}: `{{{key}}}` is not a config key (keys: {})",
+                            config.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ))
+                    }
+                }
+            }
+        };
+        out.push_str(&val);
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}

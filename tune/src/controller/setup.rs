@@ -1,0 +1,336 @@
+//! Building a controller: a fresh experiment, or one rebuilt from its store.
+
+use super::{Controller, Ev, Hooks, Shutdown, Status, Trial};
+use crate::spec::{Spec, SpecError, Validated};
+use crate::store::{self, Store};
+use hyperfleet_scheduler::{SchedResult, TrialEnd};
+use hyperfleet_searchers::{ConcurrencyLimiter, Observation, Outcome, Searcher, TrialId};
+use hyperfleet_train::{LocalCluster, NodeCapacity};
+use rand::Rng as _;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How to run, beyond the spec: things that belong to this machine and this invocation.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Interpreter for Python workers.
+    pub python: String,
+    /// Continue the experiment found in the store instead of starting one.
+    pub resume: bool,
+    /// Turn SIGINT/SIGTERM into a clean stop (the CLI); the Python driver checks signals itself.
+    pub handle_signals: bool,
+    /// Working directory for workers and relative paths.
+    pub cwd: PathBuf,
+    /// Handle to stop the run from another thread.
+    pub shutdown: Shutdown,
+}
+
+impl RunOptions {
+    /// Defaults for this process: `$HYPERFLEET_PYTHON` or `python3`, the current directory.
+    pub fn new() -> Self {
+        RunOptions {
+            python: std::env::var("HYPERFLEET_PYTHON").unwrap_or_else(|_| "python3".into()),
+            resume: false,
+            handle_signals: false,
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            shutdown: Shutdown::default(),
+        }
+    }
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why an experiment could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The spec is invalid.
+    #[error("invalid experiment: {0}")]
+    Spec(#[from] SpecError),
+    /// The experiment exists and resume was not asked for.
+    #[error("experiment already exists at {0} (it has trials); resume it with `tune run --resume` / `Tuner.restore(path)`, or choose another name")]
+    Exists(PathBuf),
+    /// Resume was asked for but there is nothing to resume.
+    #[error("no experiment to resume at {0}")]
+    NotFound(PathBuf),
+    /// A trial's gang can never be placed on this cluster.
+    #[error(
+        "a trial needs {need} but the cluster has {have}; lower `resources_per_worker`/`workers` or raise `resources`"
+    )]
+    Unplaceable {
+        /// What one trial needs.
+        need: String,
+        /// What the cluster has.
+        have: String,
+    },
+    /// The experiment database failed.
+    #[error("{0}")]
+    Store(String),
+    /// A file or process operation failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl RunError {
+    pub(crate) fn io(e: std::io::Error) -> RunError {
+        RunError::Io(e.to_string())
+    }
+}
+
+/// A controller ready to run, and where its experiment lives.
+pub struct Prepared {
+    /// The controller; `run().await` it on the controller thread.
+    pub controller: Controller,
+    /// The experiment folder.
+    pub experiment_dir: PathBuf,
+}
+
+fn fmt_res(cpu: f64, gpu: f64, custom: &BTreeMap<String, f64>) -> String {
+    let mut s = format!("{cpu} cpu, {gpu} gpu");
+    for (k, v) in custom {
+        s.push_str(&format!(", {v} {k}"));
+    }
+    s
+}
+
+/// Opens or creates the experiment's store and builds its controller. Must run inside the tokio runtime.
+pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Hooks>) -> Result<Prepared, RunError> {
+    let exp_dir = spec.experiment_dir();
+    let db_path = exp_dir.join("experiment.db");
+    let exists = db_path.exists();
+    let has_trials = exists && {
+        let c = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
+        c.query_row("SELECT count(*) FROM trials", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| RunError::Store(e.to_string()))?
+            > 0
+    };
+    if opts.resume && !exists {
+        return Err(RunError::NotFound(exp_dir));
+    }
+    if !opts.resume && has_trials {
+        return Err(RunError::Exists(exp_dir));
+    }
+    std::fs::create_dir_all(exp_dir.join("trials")).map_err(|e| RunError::Io(format!("{}: {e}", exp_dir.display())))?;
+    let conn = store::open(&db_path, true).map_err(|e| RunError::Store(e.to_string()))?;
+    let stored = |k: &str| store::meta(&conn, k).map_err(|e| RunError::Store(e.to_string()));
+    let seed = match (spec.search.seed, stored("seed")?) {
+        (_, Some(s)) if opts.resume => s.parse().unwrap_or(0),
+        (Some(s), _) => s,
+        (None, _) => rand::rng().random::<u32>() as u64,
+    };
+    spec.search.seed = Some(seed);
+    let id_prefix = match stored("id_prefix")? {
+        Some(p) => p,
+        None => format!("{:05x}", rand::rng().random::<u32>() & 0xfffff),
+    };
+    let had_created = stored("created_at")?.is_some();
+    let rows =
+        if opts.resume { store::load_trials(&conn).map_err(|e| RunError::Store(e.to_string()))? } else { Vec::new() };
+
+    let capacity = NodeCapacity::detect()
+        .0
+        .with_overrides(&spec.resources)
+        .map_err(|e| SpecError { field: "resources".into(), message: e.to_string() })?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Ev>();
+    let (wtx, wrx) = tokio::sync::mpsc::unbounded_channel();
+    let freed = tx.clone();
+    let cluster = LocalCluster::new(
+        vec![capacity],
+        Some(Box::new(move || {
+            let _ = freed.send(Ev::CapacityFreed);
+        })),
+    );
+    if !cluster.could_ever_fit(&v.gang) {
+        let mut need = hyperfleet_train::Resources::default();
+        for b in &v.gang.bundles {
+            need.add(b);
+        }
+        let have = cluster.total();
+        return Err(RunError::Unplaceable {
+            need: fmt_res(need.cpu, need.gpu, &need.custom),
+            have: fmt_res(have.cpu, have.gpu, &have.custom),
+        });
+    }
+
+    let store_err = tx.clone();
+    let (store, store_thread) = Store::start(
+        conn,
+        db_path.clone(),
+        Box::new(move |e| {
+            let _ = store_err.send(Ev::StoreFailed(e));
+        }),
+    );
+    let spec_json = serde_json::to_string(&spec).map_err(|e| RunError::Io(e.to_string()))?;
+    store.set_meta("name", spec.experiment.name.clone().unwrap_or_default());
+    store.set_meta("spec", spec_json);
+    store.set_meta("seed", seed.to_string());
+    store.set_meta("id_prefix", id_prefix.clone());
+    store.set_meta("status", "running".into());
+    store.set_meta("hyperfleet_version", env!("CARGO_PKG_VERSION").into());
+    if !had_created {
+        store.set_meta("created_at", store::now().to_string());
+    }
+    store.event(None, if opts.resume { "experiment_resume" } else { "experiment_start" }, String::new());
+
+    let base = spec
+        .searcher_config()
+        .build(v.space.clone(), spec.experiment.num_samples)
+        .map_err(|e| SpecError { field: format!("search.{}", e.path), message: e.rule.clone() })?;
+    let mut searcher: Box<dyn Searcher> = if spec.search.max_concurrent > 0 {
+        Box::new(
+            ConcurrencyLimiter::new(base, spec.search.max_concurrent, spec.search.batch)
+                .map_err(|e| SpecError { field: "search.max_concurrent".into(), message: e.to_string() })?,
+        )
+    } else {
+        Box::new(base)
+    };
+    let mut scheduler = spec
+        .scheduler
+        .build()
+        .map_err(|e| SpecError { field: format!("scheduler.{}", e.field), message: e.message })?;
+
+    // Rebuild state: trials, then replay the log through the searcher and scheduler.
+    let mode = spec.experiment.mode;
+    let metric = spec.experiment.metric.clone();
+    let score_of = |m: &serde_json::Map<String, serde_json::Value>| -> Option<f64> {
+        let v = m.get(metric.as_deref()?)?.as_f64().filter(|x| !x.is_nan())?;
+        Some(mode?.score(v))
+    };
+    let mut trials = BTreeMap::new();
+    let mut waiting = VecDeque::new();
+    for r in &rows {
+        let id = TrialId(r.seq);
+        searcher.on_trial_add(id, &r.config);
+        scheduler.on_trial_add(id);
+    }
+    if opts.resume {
+        let c = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
+        let mut st = c
+            .prepare("SELECT trial_seq, metrics FROM results ORDER BY id")
+            .map_err(|e| RunError::Store(e.to_string()))?;
+        let mut q = st.query([]).map_err(|e| RunError::Store(e.to_string()))?;
+        while let Some(row) = q.next().map_err(|e| RunError::Store(e.to_string()))? {
+            let seq: i64 = row.get(0).map_err(|e| RunError::Store(e.to_string()))?;
+            let m: String = row.get(1).map_err(|e| RunError::Store(e.to_string()))?;
+            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&m).unwrap_or_default();
+            let progress = m.get("training_iteration").and_then(|x| x.as_f64()).unwrap_or(0.0);
+            let score = score_of(&m);
+            searcher.on_result(TrialId(seq as u64), &Observation { score, progress });
+            let _ = scheduler.on_result(TrialId(seq as u64), &SchedResult { progress, score });
+        }
+    }
+    let conn_ck = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
+    for r in rows {
+        let status = Status::parse(&r.status).unwrap_or(Status::Pending);
+        let score = r.last_result.as_ref().and_then(score_of);
+        match status {
+            Status::Terminated => {
+                let pruned = r.stop_reason.as_deref().is_some_and(|s| s.starts_with("scheduler"));
+                searcher.on_complete(
+                    TrialId(r.seq),
+                    &if pruned { Outcome::Pruned { score } } else { Outcome::Completed { score } },
+                );
+                scheduler
+                    .on_trial_complete(TrialId(r.seq), if pruned { TrialEnd::Stopped } else { TrialEnd::Completed });
+            }
+            Status::Error => {
+                searcher.on_complete(TrialId(r.seq), &Outcome::Failed);
+                scheduler.on_trial_complete(TrialId(r.seq), TrialEnd::Failed);
+            }
+            _ => waiting.push_back(r.seq),
+        }
+        let cks = store::load_checkpoints(&conn_ck, r.seq).map_err(|e| RunError::Store(e.to_string()))?;
+        let ck_metric = spec.checkpoint.score_attribute.clone();
+        let ck_order = spec.checkpoint.score_order.unwrap_or(crate::spec::Mode::Max);
+        let checkpoints: Vec<super::Ckpt> = cks
+            .into_iter()
+            .map(|(iteration, rel, m)| super::Ckpt {
+                iteration,
+                score: ck_metric.as_ref().and_then(|k| m.get(k)?.as_f64()).map(|x| ck_order.score(x)),
+                rel,
+            })
+            .collect();
+        let (iteration, time_total) = match (&r.latest_checkpoint, status.is_final()) {
+            // A resumed trial continues from its checkpoint's iteration.
+            (Some((it, _)), false) => (*it, 0.0),
+            (None, false) => (0, 0.0),
+            (_, true) => (
+                r.last_result.as_ref().and_then(|m| m.get("training_iteration")?.as_u64()).unwrap_or(0),
+                r.last_result.as_ref().and_then(|m| m.get("time_total_s")?.as_f64()).unwrap_or(0.0),
+            ),
+        };
+        let restore = if status.is_final() { None } else { r.latest_checkpoint.as_ref().map(|(_, p)| p.clone()) };
+        trials.insert(
+            r.seq,
+            Trial {
+                seq: r.seq,
+                id: r.trial_id,
+                name: r.name,
+                config: r.config,
+                status: if status.is_final() { status } else { Status::Pending },
+                dir: exp_dir.join(&r.logdir),
+                iteration,
+                iterations_since_restore: 0,
+                time_total,
+                time_since_restore: 0.0,
+                last_result: r.last_result,
+                checkpoints,
+                num_failures: r.num_failures,
+                group: None,
+                last_report: Instant::now(),
+                ending: false,
+                restore,
+            },
+        );
+    }
+    let next_seq = trials.keys().next_back().map(|s| s + 1).unwrap_or(0);
+    let reuse = spec.experiment.reuse_workers.unwrap_or(v.gang.bundles.iter().all(|b| b.gpu == 0.0))
+        && spec.trainable.command.is_none();
+    let max_concurrent = spec.experiment.max_concurrent_trials.unwrap_or(usize::MAX);
+    let deadline = spec.experiment.time_budget_s.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    let exp_name = spec.experiment.name.clone().unwrap_or_default();
+    Ok(Prepared {
+        experiment_dir: exp_dir.clone(),
+        controller: Controller {
+            gang: v.gang,
+            space: v.space,
+            exp_dir,
+            exp_name,
+            id_prefix,
+            seed,
+            searcher,
+            scheduler,
+            store,
+            store_thread: Some(store_thread),
+            cluster,
+            hooks,
+            trials,
+            waiting,
+            groups: BTreeMap::new(),
+            next_group: 0,
+            next_seq,
+            tx,
+            rx,
+            wtx,
+            wrx,
+            searcher_done: false,
+            stop_new: false,
+            interrupted: false,
+            failure: None,
+            started: Instant::now(),
+            deadline,
+            results: 0,
+            shutdown: opts.shutdown.clone(),
+            shutdown_seen: 0,
+            last_progress: None,
+            reuse,
+            max_concurrent,
+            opts,
+            spec,
+        },
+    })
+}

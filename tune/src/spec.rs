@@ -1,0 +1,482 @@
+//! The experiment spec: one serde model for the TOML file and the Python API.
+
+use hyperfleet_scheduler::SchedulerConfig;
+use hyperfleet_searchers::{BasicVariantConfig, Space};
+use hyperfleet_train::{GangSpec, PlacementStrategy, Resources};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A whole experiment, as written in `experiment.toml` or built by `Tuner`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Name, storage, objective and budget.
+    pub experiment: ExperimentSection,
+    /// What each trial runs.
+    pub trainable: TrainableSpec,
+    /// Workers per trial and their resources.
+    #[serde(default)]
+    pub scaling: Scaling,
+    /// The search space (nested; leaves are constants or domains).
+    #[serde(default)]
+    pub space: Map<String, Value>,
+    /// How configs are proposed.
+    #[serde(default)]
+    pub search: SearchSpec,
+    /// How running trials are stopped early.
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// Per-trial stop criteria: a trial stops once `result[key] >= value` for any key (Ray's rule).
+    #[serde(default)]
+    pub stop: BTreeMap<String, f64>,
+    /// Overrides of this machine's detected resources (`cpu`, `gpu`, `memory`, custom names).
+    #[serde(default)]
+    pub resources: Map<String, Value>,
+    /// Checkpoint retention.
+    #[serde(default)]
+    pub checkpoint: CheckpointSpec,
+    /// Retries and fail-fast.
+    #[serde(default)]
+    pub failure: FailureSpec,
+}
+
+/// `[experiment]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSection {
+    /// Experiment name: the folder under `storage`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Root folder of experiments (`~` expanded).
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    /// The metric to optimise.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// `min` or `max`.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Samples of the space (each grid point this many times); -1 runs until stopped.
+    #[serde(default = "one")]
+    pub num_samples: i64,
+    /// Most trials running at once (default: whatever fits).
+    #[serde(default)]
+    pub max_concurrent_trials: Option<usize>,
+    /// Wall-clock budget for the whole experiment, in seconds.
+    #[serde(default)]
+    pub time_budget_s: Option<f64>,
+    /// Keep warm worker processes for the next trial (default: on for trials without GPUs).
+    #[serde(default)]
+    pub reuse_workers: Option<bool>,
+    /// 0 silent, 1 status lines, 2 status and trial table, 3 also every result.
+    #[serde(default = "two")]
+    pub verbose: u8,
+    /// Extra import paths for Python workers.
+    #[serde(default)]
+    pub python_path: Vec<String>,
+}
+
+fn default_storage() -> String {
+    "~/hyperfleet_results".into()
+}
+fn one() -> i64 {
+    1
+}
+fn two() -> u8 {
+    2
+}
+
+/// Optimisation direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Lower is better.
+    Min,
+    /// Higher is better.
+    Max,
+}
+
+impl Mode {
+    /// Folds the direction into a score where higher is better.
+    pub fn score(self, v: f64) -> f64 {
+        match self {
+            Mode::Min => -v,
+            Mode::Max => v,
+        }
+    }
+}
+
+/// `[trainable]`: exactly one of `python`, `command`, `pickle`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainableSpec {
+    /// `module.path:function_or_class`, imported by each worker.
+    #[serde(default)]
+    pub python: Option<String>,
+    /// Any program; `{name}` in an argument becomes the config value at that (dotted) path.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// A cloudpickled trainable written by the Python driver.
+    #[serde(default)]
+    pub pickle: Option<String>,
+    /// Extra environment for workers.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Display name (default: derived from the trainable).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `[scaling]`: the worker group of one trial.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scaling {
+    /// Workers per trial; a gang when above 1.
+    #[serde(default = "one_usize")]
+    pub workers: usize,
+    /// Each worker's bundle.
+    #[serde(default = "one_cpu")]
+    pub resources_per_worker: Map<String, Value>,
+    /// `pack`, `spread`, `strict_pack` or `strict_spread`.
+    #[serde(default = "pack")]
+    pub placement: String,
+}
+
+fn one_usize() -> usize {
+    1
+}
+fn one_cpu() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("cpu".into(), Value::from(1));
+    m
+}
+fn pack() -> String {
+    "pack".into()
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling { workers: 1, resources_per_worker: one_cpu(), placement: pack() }
+    }
+}
+
+/// `[search]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchSpec {
+    /// `random` or `grid` (both: Ray's BasicVariantGenerator).
+    #[serde(default = "random")]
+    pub algorithm: String,
+    /// Seed; chosen and recorded at creation when absent, so a resume is reproducible.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Configs to try first (partial: missing keys are sampled).
+    #[serde(default)]
+    pub points_to_evaluate: Vec<Map<String, Value>>,
+    /// Concurrency limit applied to the searcher (0: none).
+    #[serde(default)]
+    pub max_concurrent: usize,
+    /// With `max_concurrent`: wait for the whole batch before suggesting more.
+    #[serde(default)]
+    pub batch: bool,
+}
+
+fn random() -> String {
+    "random".into()
+}
+
+impl Default for SearchSpec {
+    fn default() -> Self {
+        SearchSpec { algorithm: random(), seed: None, points_to_evaluate: Vec::new(), max_concurrent: 0, batch: false }
+    }
+}
+
+/// `[checkpoint]` (Ray's `CheckpointConfig`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Checkpoints kept per trial (all when absent); the latest is always kept.
+    #[serde(default)]
+    pub num_to_keep: Option<usize>,
+    /// Rank checkpoints by this metric instead of recency.
+    #[serde(default)]
+    pub score_attribute: Option<String>,
+    /// `max` or `min` for `score_attribute`.
+    #[serde(default)]
+    pub score_order: Option<Mode>,
+    /// Class trainables: checkpoint every this many iterations (0: never).
+    #[serde(default)]
+    pub frequency: u64,
+    /// Class trainables: checkpoint when the trial ends.
+    #[serde(default)]
+    pub at_end: bool,
+}
+
+/// `[failure]` (Ray's `FailureConfig`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureSpec {
+    /// Retries per trial from its latest checkpoint; -1 retries forever.
+    #[serde(default)]
+    pub max_failures: i64,
+    /// Stop the whole experiment at the first trial error.
+    #[serde(default)]
+    pub fail_fast: bool,
+}
+
+/// A spec that is not valid; `field` is the dotted key (`space.optimizer.lr`).
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    /// Dotted path of the offending key.
+    pub field: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError { field: field.into(), message: message.into() }
+}
+
+/// The checked pieces the controller needs.
+#[derive(Debug)]
+pub struct Validated {
+    /// Parsed search space.
+    pub space: Space,
+    /// The gang each trial reserves.
+    pub gang: GangSpec,
+}
+
+impl Spec {
+    /// Checks everything that can be checked before anything runs.
+    pub fn validate(&self) -> Result<Validated, SpecError> {
+        let e = &self.experiment;
+        if e.num_samples == 0 || e.num_samples < -1 {
+            return Err(err(
+                "experiment.num_samples",
+                format!("expected a positive integer or -1, got {}", e.num_samples),
+            ));
+        }
+        if e.mode.is_some() != e.metric.is_some() {
+            return Err(err(
+                if e.mode.is_some() { "experiment.metric" } else { "experiment.mode" },
+                "metric and mode go together: give both or neither",
+            ));
+        }
+        if let Some(0) = e.max_concurrent_trials {
+            return Err(err("experiment.max_concurrent_trials", "expected at least 1"));
+        }
+        if let Some(b) = e.time_budget_s {
+            if b.is_nan() || b <= 0.0 {
+                return Err(err("experiment.time_budget_s", format!("expected a positive number of seconds, got {b}")));
+            }
+        }
+        if let Some(n) = &e.name {
+            if n.is_empty() || n.contains('/') || n == "." || n == ".." {
+                return Err(err("experiment.name", format!("expected a folder name without '/', got {n:?}")));
+            }
+        }
+        let t = &self.trainable;
+        let n = [t.python.is_some(), t.command.is_some(), t.pickle.is_some()].iter().filter(|x| **x).count();
+        if n != 1 {
+            return Err(err(
+                "trainable",
+                "expected exactly one of `python = \"module:function\"` or `command = [\"program\", ...]`",
+            ));
+        }
+        if let Some(p) = &t.python {
+            let ok = p.split_once(':').is_some_and(|(m, f)| !m.is_empty() && !f.is_empty());
+            if !ok {
+                return Err(err("trainable.python", format!("expected \"module.path:name\", got {p:?}")));
+            }
+        }
+        if let Some(c) = &t.command {
+            if c.is_empty() || c[0].is_empty() {
+                return Err(err("trainable.command", "expected a non-empty list: [\"program\", \"arg\", ...]"));
+            }
+        }
+        if !matches!(self.search.algorithm.as_str(), "random" | "grid" | "basic_variant") {
+            return Err(err(
+                "search.algorithm",
+                format!("expected \"random\" or \"grid\", got {:?}", self.search.algorithm),
+            ));
+        }
+        let space = Space::parse(&Value::Object(self.space.clone()))
+            .map_err(|se| err(format!("space.{}", se.path), se.rule.clone()))?;
+        self.scheduler.build().map_err(|se| err(format!("scheduler.{}", se.field), se.message))?;
+        if self.scaling.workers == 0 {
+            return Err(err("scaling.workers", "expected at least 1"));
+        }
+        let bundle = Resources::from_json(&self.scaling.resources_per_worker)
+            .map_err(|re| err("scaling.resources_per_worker", re.to_string()))?;
+        let strategy = PlacementStrategy::parse(&self.scaling.placement).ok_or_else(|| {
+            err(
+                "scaling.placement",
+                format!("expected pack, spread, strict_pack or strict_spread, got {:?}", self.scaling.placement),
+            )
+        })?;
+        Resources::from_json(&self.resources).map_err(|re| err("resources", re.to_string()))?;
+        if self.failure.max_failures < -1 {
+            return Err(err("failure.max_failures", "expected -1 (forever) or a count >= 0"));
+        }
+        if let Err(se) = self.searcher_config().build(space.clone(), e.num_samples) {
+            return Err(err(format!("search.{}", se.path), se.rule.clone()));
+        }
+        Ok(Validated { space, gang: GangSpec { bundles: vec![bundle; self.scaling.workers], strategy } })
+    }
+
+    /// The searcher configuration this spec describes.
+    pub fn searcher_config(&self) -> BasicVariantConfig {
+        BasicVariantConfig { points_to_evaluate: self.search.points_to_evaluate.clone(), ..Default::default() }
+    }
+
+    /// The experiment's folder: `<storage>/<name>`.
+    pub fn experiment_dir(&self) -> PathBuf {
+        expand_home(&self.experiment.storage).join(self.experiment.name.as_deref().unwrap_or("experiment"))
+    }
+
+    /// Parses a spec from JSON (the Python API's form); errors name the field.
+    pub fn from_json(s: &str) -> Result<Spec, SpecError> {
+        serde_json::from_str(s).map_err(|e| err("spec", e.to_string()))
+    }
+}
+
+/// Expands a leading `~/`.
+pub fn expand_home(p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(h) = std::env::var_os("HOME") {
+            return Path::new(&h).join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+/// An error in an experiment file, with its position.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct FileError {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// Finds the span of the key at a dotted path in a TOML document.
+fn span_of(text: &str, path: &[&str]) -> Option<std::ops::Range<usize>> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut table = doc.get_ref();
+    let mut span = None;
+    for (i, part) in path.iter().enumerate() {
+        let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == *part)?;
+        span = Some(k.span());
+        if i + 1 < path.len() {
+            match v.get_ref() {
+                toml::de::DeValue::Table(t) => table = t,
+                _ => return span,
+            }
+        }
+    }
+    span
+}
+
+/// Parses and validates an experiment file; every error names `file:line:column`.
+pub fn parse_file(path: &Path, text: &str) -> Result<(Spec, Validated), FileError> {
+    let file = path.display().to_string();
+    let at = |span: Option<std::ops::Range<usize>>, message: String| {
+        let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        FileError { file: file.clone(), line, column, message }
+    };
+    let mut spec: Spec = toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_string()))?;
+    if spec.experiment.name.is_none() {
+        spec.experiment.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    }
+    let v = spec.validate().map_err(|se| {
+        let parts: Vec<&str> = se.field.split('.').collect();
+        // The longest prefix of the path that exists in the file.
+        let span = (1..=parts.len()).rev().find_map(|n| span_of(text, &parts[..n]));
+        at(span, format!("{}: {}", se.field, se.message))
+    })?;
+    Ok((spec, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[experiment]
+name = "quick"
+storage = "/tmp/x"
+metric = "loss"
+mode = "min"
+num_samples = 4
+
+[trainable]
+command = ["python3", "t.py", "--lr", "{lr}"]
+
+[space]
+lr = { loguniform = [1e-4, 1e-1] }
+opt = { name = "sgd", momentum = { uniform = [0.8, 0.99] } }
+"#;
+
+    #[test]
+    fn parses_a_good_file() {
+        let (spec, v) = parse_file(Path::new("e.toml"), GOOD).unwrap();
+        assert_eq!(spec.experiment.num_samples, 4);
+        assert_eq!(spec.experiment.mode, Some(Mode::Min));
+        assert_eq!(v.gang.bundles.len(), 1);
+        assert_eq!(v.gang.bundles[0].cpu, 1.0);
+        assert_eq!(spec.experiment_dir(), PathBuf::from("/tmp/x/quick"));
+    }
+
+    #[test]
+    fn unknown_keys_name_line_and_column() {
+        let bad = GOOD.replace("num_samples = 4", "num_sample = 4");
+        let e = parse_file(Path::new("e.toml"), &bad).unwrap_err();
+        assert_eq!((e.file.as_str(), e.line, e.column), ("e.toml", 7, 1));
+        assert!(e.message.contains("num_sample"), "{}", e.message);
+        assert!(e.message.contains("num_samples"), "expected keys listed: {}", e.message);
+    }
+
+    #[test]
+    fn wrong_types_name_the_position() {
+        let bad = GOOD.replace("num_samples = 4", "num_samples = \"four\"");
+        let e = parse_file(Path::new("e.toml"), &bad).unwrap_err();
+        assert_eq!(e.line, 7);
+        assert!(e.message.contains("expected i64"), "{}", e.message);
+    }
+
+    #[test]
+    fn space_errors_point_at_the_parameter() {
+        let bad = GOOD.replace("uniform = [0.8, 0.99]", "uniform = [0.99, 0.8]");
+        let e = parse_file(Path::new("e.toml"), &bad).unwrap_err();
+        assert_eq!((e.line, e.column), (14, 23), "{e}");
+        assert!(e.message.starts_with("space.opt.momentum"), "{}", e.message);
+    }
+
+    #[test]
+    fn semantic_errors() {
+        let bad = GOOD.replace("mode = \"min\"\n", "");
+        let e = parse_file(Path::new("e.toml"), &bad).unwrap_err();
+        assert!(e.message.contains("metric and mode"), "{e}");
+        let bad = GOOD.replace("command = [\"python3\", \"t.py\", \"--lr\", \"{lr}\"]", "python = \"nocolon\"");
+        let e = parse_file(Path::new("e.toml"), &bad).unwrap_err();
+        assert_eq!(e.line, 10, "{e}");
+        assert!(e.message.contains("module.path:name"));
+        let bad = GOOD.replace("num_samples = 4", "num_samples = 0");
+        assert!(parse_file(Path::new("e.toml"), &bad).unwrap_err().message.contains("positive integer or -1"));
+    }
+}

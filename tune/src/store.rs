@@ -1,0 +1,462 @@
+//! The durable record of an experiment: SQLite in WAL mode, written by one thread in grouped
+//! transactions, plus the per-trial files (`params.json`, `result.json`, `progress.csv`).
+//!
+//! A write is acknowledged (its `then` action runs) only after the transaction holding it commits,
+//! which is what makes `report()` durable.
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+/// Schema version in `PRAGMA user_version`; a database with another version is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS experiment (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+  seq INTEGER PRIMARY KEY,
+  trial_id TEXT NOT NULL UNIQUE,
+  name TEXT NOT NULL,
+  config TEXT NOT NULL,
+  status TEXT NOT NULL,
+  resources TEXT NOT NULL,
+  num_failures INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  traceback TEXT,
+  stop_reason TEXT,
+  logdir TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  started_at REAL,
+  ended_at REAL
+);
+CREATE TABLE IF NOT EXISTS results (
+  id INTEGER PRIMARY KEY,
+  trial_seq INTEGER NOT NULL,
+  training_iteration INTEGER NOT NULL,
+  timestamp REAL NOT NULL,
+  metrics TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_by_trial ON results (trial_seq, training_iteration);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  id INTEGER PRIMARY KEY,
+  trial_seq INTEGER NOT NULL,
+  training_iteration INTEGER NOT NULL,
+  path TEXT NOT NULL,
+  metrics TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  deleted_at REAL
+);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  timestamp REAL NOT NULL,
+  trial_seq INTEGER,
+  kind TEXT NOT NULL,
+  detail TEXT
+);
+";
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("{path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file is not an experiment database of this version.
+    #[error("{path}: {message}")]
+    Incompatible {
+        /// The database file.
+        path: PathBuf,
+        /// What was found.
+        message: String,
+    },
+    /// The writer thread is gone (after an earlier failure).
+    #[error("the experiment store stopped after an earlier error")]
+    Closed,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Opens (creating if asked) and checks an experiment database.
+pub fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
+    let sq = |source| StoreError::Sqlite { path: path.to_path_buf(), source };
+    let flags = if create {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    };
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(sq)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sq)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+            StoreError::Incompatible {
+                path: path.to_path_buf(),
+                message: "not an SQLite database (is this an experiment folder?)".into(),
+            }
+        }
+        e => sq(e),
+    })?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(sq)?;
+    if version == 0 && tables == 0 {
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sq)?;
+        conn.execute_batch(SCHEMA).map_err(sq)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sq)?;
+    } else if version != SCHEMA_VERSION {
+        return Err(StoreError::Incompatible {
+            path: path.to_path_buf(),
+            message: format!(
+                "experiment database schema version {version}, this hyperfleet reads version {SCHEMA_VERSION}"
+            ),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq)?;
+    Ok(conn)
+}
+
+/// One trial's open `result.json`, `progress.csv` and the CSV header.
+struct OpenFiles {
+    json: BufWriter<File>,
+    csv: BufWriter<File>,
+    header: Vec<String>,
+}
+
+/// Per-trial text logs kept open by the writer thread.
+#[derive(Default)]
+pub struct TrialFiles {
+    open: BTreeMap<u64, OpenFiles>,
+}
+
+/// A stored checkpoint: iteration, path relative to the experiment folder, metrics at that point.
+pub type CheckpointRow = (u64, String, Map<String, Value>);
+
+impl TrialFiles {
+    /// Appends one result to `result.json` and `progress.csv` of the trial in `dir`.
+    pub fn append_result(&mut self, seq: u64, dir: &Path, metrics: &Map<String, Value>) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.open.entry(seq) {
+            let open = |name: &str| OpenOptions::new().create(true).append(true).open(dir.join(name));
+            let (Ok(j), Ok(c)) = (open("result.json"), open("progress.csv")) else { return };
+            let fresh = c.metadata().map(|m| m.len() == 0).unwrap_or(true);
+            let mut header: Vec<String> = metrics.keys().filter(|k| !metrics[*k].is_object()).cloned().collect();
+            let mut c = BufWriter::new(c);
+            if fresh {
+                let _ = writeln!(c, "{}", header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+            } else if let Ok(s) = std::fs::read_to_string(dir.join("progress.csv")) {
+                if let Some(first) = s.lines().next() {
+                    header = first.split(',').map(|h| h.trim_matches('"').to_string()).collect();
+                }
+            }
+            slot.insert(OpenFiles { json: BufWriter::new(j), csv: c, header });
+        }
+        let Some(OpenFiles { json: j, csv: c, header }) = self.open.get_mut(&seq) else { return };
+        let _ = serde_json::to_writer(&mut *j, metrics);
+        let _ = j.write_all(b"\n");
+        let row: Vec<String> = header
+            .iter()
+            .map(|h| match metrics.get(h) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => csv_field(s),
+                Some(v) => csv_field(&v.to_string()),
+            })
+            .collect();
+        let _ = writeln!(c, "{}", row.join(","));
+    }
+
+    /// Flushes and closes a trial's files.
+    pub fn close(&mut self, seq: u64) {
+        if let Some(mut f) = self.open.remove(&seq) {
+            let _ = f.json.flush();
+            let _ = f.csv.flush();
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for f in self.open.values_mut() {
+            let _ = f.json.flush();
+            let _ = f.csv.flush();
+        }
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+type Write_ = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+type Then = Box<dyn FnOnce(&mut TrialFiles) + Send>;
+
+enum Op {
+    Write(Write_, Option<Then>),
+    Barrier(Sender<()>),
+}
+
+/// Handle to the writer thread. Cloneable; writes are applied in the order they are sent.
+#[derive(Clone)]
+pub struct Store {
+    tx: Sender<Op>,
+}
+
+/// The writer thread's join handle; joining returns the first error it met, if any.
+pub struct StoreThread(std::thread::JoinHandle<Result<(), StoreError>>);
+
+impl StoreThread {
+    /// Waits for the writer to drain and stop (after every `Store` handle is dropped).
+    pub fn join(self) -> Result<(), StoreError> {
+        self.0.join().unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+impl Store {
+    /// Starts the writer thread on an open connection; `on_error` is told about a failed commit once.
+    pub fn start(conn: Connection, path: PathBuf, on_error: Box<dyn Fn(String) + Send>) -> (Store, StoreThread) {
+        let (tx, rx) = channel();
+        let h = std::thread::Builder::new()
+            .name("hyperfleet-store".into())
+            .spawn(move || writer(conn, path, rx, on_error))
+            .expect("spawn store thread");
+        (Store { tx }, StoreThread(h))
+    }
+
+    /// Queues a write; `then` runs after it commits.
+    pub fn write(&self, w: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static, then: Option<Then>) {
+        let _ = self.tx.send(Op::Write(Box::new(w), then));
+    }
+
+    /// Blocks until everything sent before is committed.
+    pub fn barrier(&self) -> Result<(), StoreError> {
+        let (tx, rx) = channel();
+        self.tx.send(Op::Barrier(tx)).map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Sets an experiment-level key.
+    pub fn set_meta(&self, key: &str, value: String) {
+        let key = key.to_string();
+        self.write(
+            move |c| {
+                c.execute(
+                    "INSERT INTO experiment(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                    params![key, value],
+                )
+                .map(|_| ())
+            },
+            None,
+        );
+    }
+
+    /// Appends an event to the log.
+    pub fn event(&self, trial: Option<u64>, kind: &'static str, detail: String) {
+        let ts = now();
+        self.write(
+            move |c| {
+                c.prepare_cached("INSERT INTO events(timestamp, trial_seq, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![ts, trial.map(|t| t as i64), kind, detail])
+                    .map(|_| ())
+            },
+            None,
+        );
+    }
+}
+
+fn writer(
+    mut conn: Connection,
+    path: PathBuf,
+    rx: Receiver<Op>,
+    on_error: Box<dyn Fn(String) + Send>,
+) -> Result<(), StoreError> {
+    let mut files = TrialFiles::default();
+    let mut batch: Vec<Op> = Vec::with_capacity(256);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let res = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            for op in &mut batch {
+                if let Op::Write(w, _) = op {
+                    let w = std::mem::replace(w, Box::new(|_| Ok(())));
+                    w(&tx)?;
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = res {
+            on_error(format!("{}: could not record to the experiment database: {e}", path.display()));
+            files.flush_all();
+            return Err(StoreError::Sqlite { path, source: e });
+        }
+        for op in batch.drain(..) {
+            match op {
+                Op::Write(_, Some(then)) => then(&mut files),
+                Op::Write(_, None) => {}
+                Op::Barrier(done) => {
+                    files.flush_all();
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+    files.flush_all();
+    Ok(())
+}
+
+/// A trial as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrialRow {
+    /// Creation index.
+    pub seq: u64,
+    /// Text id (`a1b2c_00003`).
+    pub trial_id: String,
+    /// Display name.
+    pub name: String,
+    /// Resolved config.
+    pub config: Map<String, Value>,
+    /// PENDING, RUNNING, PAUSED, TERMINATED or ERROR.
+    pub status: String,
+    /// Failures so far.
+    pub num_failures: u32,
+    /// One-line error.
+    pub error: Option<String>,
+    /// Why it stopped, when stopped early.
+    pub stop_reason: Option<String>,
+    /// Folder relative to the experiment folder.
+    pub logdir: String,
+    /// Its last result.
+    pub last_result: Option<Map<String, Value>>,
+    /// Its latest live checkpoint: (iteration, path relative to the experiment folder).
+    pub latest_checkpoint: Option<(u64, String)>,
+}
+
+/// Reads an experiment key.
+pub fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM experiment WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+/// Reads every trial with its last result and latest checkpoint, in creation order.
+pub fn load_trials(conn: &Connection) -> rusqlite::Result<Vec<TrialRow>> {
+    let mut st = conn.prepare(
+        "SELECT t.seq, t.trial_id, t.name, t.config, t.status, t.num_failures, t.error, t.stop_reason, t.logdir,
+           (SELECT metrics FROM results r WHERE r.trial_seq = t.seq ORDER BY r.id DESC LIMIT 1),
+           (SELECT training_iteration FROM checkpoints c WHERE c.trial_seq = t.seq AND c.deleted_at IS NULL ORDER BY c.id DESC LIMIT 1),
+           (SELECT path FROM checkpoints c WHERE c.trial_seq = t.seq AND c.deleted_at IS NULL ORDER BY c.id DESC LIMIT 1)
+         FROM trials t ORDER BY t.seq",
+    )?;
+    let rows = st.query_map([], |r| {
+        let obj = |s: Option<String>| s.and_then(|s| serde_json::from_str::<Map<String, Value>>(&s).ok());
+        let ck_iter: Option<i64> = r.get(10)?;
+        let ck_path: Option<String> = r.get(11)?;
+        Ok(TrialRow {
+            seq: r.get::<_, i64>(0)? as u64,
+            trial_id: r.get(1)?,
+            name: r.get(2)?,
+            config: obj(r.get(3)?).unwrap_or_default(),
+            status: r.get(4)?,
+            num_failures: r.get::<_, i64>(5)? as u32,
+            error: r.get(6)?,
+            stop_reason: r.get(7)?,
+            logdir: r.get(8)?,
+            last_result: obj(r.get(9)?),
+            latest_checkpoint: ck_iter.zip(ck_path).map(|(i, p)| (i as u64, p)),
+        })
+    })?;
+    rows.collect()
+}
+
+/// Live checkpoints of one trial, oldest first: (iteration, relative path, metrics).
+pub fn load_checkpoints(conn: &Connection, seq: u64) -> rusqlite::Result<Vec<CheckpointRow>> {
+    let mut st = conn.prepare(
+        "SELECT training_iteration, path, metrics FROM checkpoints WHERE trial_seq = ?1 AND deleted_at IS NULL ORDER BY id",
+    )?;
+    let rows = st.query_map([seq as i64], |r| {
+        let m: String = r.get(2)?;
+        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, serde_json::from_str(&m).unwrap_or_default()))
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_commit_before_acknowledging_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("experiment.db");
+        let conn = open(&db, true).unwrap();
+        let (store, th) = Store::start(conn, db.clone(), Box::new(|e| panic!("{e}")));
+        store.set_meta("name", "t".into());
+        store.write(
+            |c| {
+                c.execute(
+                    "INSERT INTO trials(seq, trial_id, name, config, status, resources, logdir, created_at) VALUES (0, 'x_00000', 'n', '{\"a\":1}', 'RUNNING', '{}', 'trials/x_00000', 0)",
+                    [],
+                )
+                .map(|_| ())
+            },
+            None,
+        );
+        let (ack_tx, ack_rx) = channel();
+        let tdir = dir.path().to_path_buf();
+        store.write(
+            |c| {
+                c.execute(
+                    "INSERT INTO results(trial_seq, training_iteration, timestamp, metrics) VALUES (0, 1, 0, '{\"loss\":0.5,\"training_iteration\":1}')",
+                    [],
+                )
+                .map(|_| ())
+            },
+            Some(Box::new(move |files: &mut TrialFiles| {
+                let mut m = Map::new();
+                m.insert("loss".into(), 0.5.into());
+                files.append_result(0, &tdir, &m);
+                ack_tx.send(()).unwrap();
+            })),
+        );
+        ack_rx.recv().unwrap();
+        // Acknowledged means committed: a second connection sees it.
+        let reader = open(&db, false).unwrap();
+        let trials = load_trials(&reader).unwrap();
+        assert_eq!(trials.len(), 1);
+        assert_eq!(trials[0].last_result.as_ref().unwrap()["loss"], 0.5);
+        assert_eq!(meta(&reader, "name").unwrap().as_deref(), Some("t"));
+        store.barrier().unwrap();
+        drop(store);
+        th.join().unwrap();
+        let csv = std::fs::read_to_string(dir.path().join("progress.csv")).unwrap();
+        assert_eq!(csv, "loss\n0.5\n");
+    }
+
+    #[test]
+    fn refuses_foreign_files_and_other_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, b"this is not a database, it is a text file with enough bytes to matter....").unwrap();
+        let e = open(&junk, false).unwrap_err();
+        assert!(e.to_string().contains("not an SQLite database"), "{e}");
+        let db = dir.path().join("old.db");
+        let c = Connection::open(&db).unwrap();
+        c.execute_batch("CREATE TABLE x(a); PRAGMA user_version = 99;").unwrap();
+        drop(c);
+        let e = open(&db, false).unwrap_err();
+        assert!(e.to_string().contains("schema version 99"), "{e}");
+    }
+}
