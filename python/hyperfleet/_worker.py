@@ -38,10 +38,11 @@ def _load_trainable(spec: Dict[str, Any]) -> Any:
     return t
 
 
-def _redirect(trial_dir: str) -> None:
+def _redirect(trial_dir: str, rank: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    for fd, name in ((1, "stdout.log"), (2, "stderr.log")):
+    suffix = f".rank{rank}" if rank else ""
+    for fd, name in ((1, f"stdout{suffix}.log"), (2, f"stderr{suffix}.log")):
         f = os.open(os.path.join(trial_dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(f, fd)
         os.close(f)
@@ -93,7 +94,7 @@ def _run_trial(msg: Dict[str, Any], wfile: Any, rfile: Any, saved_fds: Any) -> N
         if p not in sys.path:
             sys.path.insert(0, p)
     trial_dir = msg["trial_dir"]
-    _redirect(trial_dir)
+    _redirect(trial_dir, int(msg.get("rank", 0)))
     sess = _session._Session(msg, wfile, rfile)
     _session._current = sess
     os.environ["HYPERFLEET_TRIAL_ID"] = str(msg["trial_id"])

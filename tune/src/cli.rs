@@ -144,6 +144,13 @@ fn run(
     if let Some(s) = storage {
         spec.experiment.storage = s;
     }
+    // Record storage as an absolute path, so a resume from another directory finds the same experiment.
+    let abs = expand_home(&spec.experiment.storage);
+    if abs.is_relative() {
+        if let Ok(cwd) = std::env::current_dir() {
+            spec.experiment.storage = cwd.join(abs).display().to_string();
+        }
+    }
     if let Some(v) = verbose {
         spec.experiment.verbose = v;
     }

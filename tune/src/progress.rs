@@ -43,13 +43,14 @@ pub struct Progress {
     pub results: u64,
 }
 
-fn fmt_num(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
+/// Formats a number compactly for tables: five decimals, or scientific notation when tiny or huge.
+pub fn fmt_num(x: f64) -> String {
+    if x == 0.0 || (1e-2..1e6).contains(&x.abs()) {
         let s = format!("{x:.5}");
         let s = s.trim_end_matches('0').trim_end_matches('.');
         s.to_string()
     } else {
-        format!("{x:.4e}")
+        format!("{x:.3e}")
     }
 }
 
@@ -163,7 +164,8 @@ mod tests {
         );
         assert!(s.contains("ab_00001  RUNNING"), "{s}");
         assert!(s.contains("... 2 more trials"));
-        assert_eq!(fmt_num(1234567.0), "1.2346e6");
+        assert_eq!(fmt_num(1234567.0), "1.235e6");
+        assert_eq!(fmt_num(0.00123), "1.230e-3");
         assert_eq!(fmt_num(0.5), "0.5");
     }
 }

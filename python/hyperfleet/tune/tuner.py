@@ -290,10 +290,18 @@ class Tuner:
                     f"experiment already exists at {exp_dir}; continue it with Tuner.restore({exp_dir!r}, trainable) "
                     "or choose another RunConfig(name=...)"
                 )
+        fresh = not os.path.exists(exp_dir)
         os.makedirs(exp_dir, exist_ok=True)
         spec["trainable"]["pickle"] = self._write_trainable(exp_dir)
         hooks = _Hooks(self, funcs, int(spec["experiment"].get("verbose", 2)))
-        summary = _native.fit(json.dumps(spec), hooks, self._restore_path is not None, sys.executable, os.getcwd())
+        try:
+            summary = _native.fit(json.dumps(spec), hooks, self._restore_path is not None, sys.executable, os.getcwd())
+        except Exception:
+            if fresh and not os.path.exists(os.path.join(exp_dir, "experiment.db")):
+                import shutil
+
+                shutil.rmtree(exp_dir, ignore_errors=True)  # refused before it started: leave nothing behind
+            raise
         hooks.end()
         self._experiment_path = summary["experiment_dir"]
         if summary["interrupted"]:

@@ -51,19 +51,27 @@ impl Controller {
                 self.on_report(gid, seq, metrics, checkpoint);
             }
             WorkerEvent::Done => {
-                if key.rank != 0 {
-                    return;
+                g.done[key.rank as usize] = true;
+                // A gang's trial ends when every rank has finished; rank 0's results are the trial's.
+                if g.done.iter().all(|d| *d) {
+                    if let Some(seq) = seq {
+                        self.trial_done(seq);
+                    }
+                    self.release_trial(gid);
                 }
-                if let Some(seq) = seq {
-                    self.trial_done(seq);
-                }
-                self.release_trial(gid);
             }
             WorkerEvent::Error { error, traceback } => {
+                let multi = g.workers.len() > 1;
                 if let Some(seq) = seq {
+                    let error = if multi { format!("rank {}: {error}", key.rank) } else { error };
                     self.trial_failed(seq, error, traceback, true);
                 }
-                self.release_trial(gid);
+                if multi {
+                    // The other ranks would wait on the failed one forever: tear the group down.
+                    self.retire_group(gid, true);
+                } else {
+                    self.release_trial(gid);
+                }
             }
             WorkerEvent::Protocol(msg) => {
                 if let Some(seq) = seq {
@@ -81,6 +89,7 @@ impl Controller {
         let Some(g) = self.groups.get_mut(&gid) else { return };
         g.trial = None;
         g.started = false;
+        g.done.iter_mut().for_each(|d| *d = false);
         if !(reuse && g.python) || g.retiring {
             g.retiring = false;
             self.retire_group(gid, false);
@@ -91,33 +100,33 @@ impl Controller {
         let gid = key.group;
         let Some(g) = self.groups.get_mut(&gid) else { return };
         g.workers[key.rank as usize] = None;
-        let seq = g.trial.take();
-        let retiring = g.retiring;
-        if let Some(seq) = seq {
-            let t = &self.trials[&seq];
-            if !(t.status.is_final() || t.ending || (retiring && self.interrupted)) {
-                let how = match (code, signal) {
-                    (_, Some(s)) => format!("killed by signal {s} ({})", signal_name(s)),
-                    (Some(c), _) => format!("exited with code {c}"),
-                    _ => "ended".into(),
-                };
-                let tail = tail_of(&t.dir.join("stderr.log"), 20);
-                let msg = format!("worker (rank {}) {how} while running the trial", key.rank);
-                self.trial_failed(seq, msg, tail, true);
-            } else if t.ending && t.status == Status::Paused {
-                // Paused trials wait for capacity again.
+        if !g.done[key.rank as usize] {
+            // An exit that was not a clean finish ends the group's trial and the group.
+            let retiring = g.retiring;
+            if let Some(seq) = g.trial.take() {
+                let t = &self.trials[&seq];
+                if !(t.status.is_final() || t.ending || (retiring && self.interrupted)) {
+                    let how = match (code, signal) {
+                        (_, Some(s)) => format!("killed by signal {s} ({})", signal_name(s)),
+                        (Some(c), _) => format!("exited with code {c}"),
+                        _ => "ended".into(),
+                    };
+                    let tail = tail_of(&t.dir.join("stderr.log"), 20);
+                    let msg = format!("worker (rank {}) {how} while running the trial", key.rank);
+                    self.trial_failed(seq, msg, tail, true);
+                } else if let Some(t) = self.trials.get_mut(&seq) {
+                    t.group = None;
+                }
             }
-        }
-        // One worker gone ends the group: tear the rest down.
-        let g = self.groups.get_mut(&gid).expect("group exists");
-        let alive = g.workers.iter().flatten().count();
-        if alive == 0 {
-            self.groups.remove(&gid); // drops the reservation: capacity freed
-        } else {
+            let g = self.groups.get_mut(&gid).expect("group exists");
             for w in g.workers.iter().flatten() {
                 w.signal(libc::SIGKILL);
             }
             g.retiring = true;
+        }
+        let g = self.groups.get_mut(&gid).expect("group exists");
+        if g.workers.iter().all(|w| w.is_none()) {
+            self.groups.remove(&gid); // drops the reservation: capacity freed
         }
     }
 

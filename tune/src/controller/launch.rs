@@ -165,6 +165,7 @@ impl Controller {
             res: Some(res),
             workers: (0..n).map(|_| None).collect(),
             ready: vec![false; n],
+            done: vec![false; n],
             python,
             trial: None,
             started: false,
@@ -300,34 +301,43 @@ impl Controller {
                 return;
             }
         };
-        let res = self.groups[&gid].res.as_ref().expect("reserved");
-        let mut env = self.worker_env(res, 0);
-        let cfg = serde_json::to_string(&t.config).unwrap_or_default();
-        env.push(("HYPERFLEET_CONFIG".into(), cfg));
-        env.push(("HYPERFLEET_CONFIG_FILE".into(), t.dir.join("params.json").display().to_string()));
-        env.push(("HYPERFLEET_TRIAL_ID".into(), t.id.clone()));
-        env.push(("HYPERFLEET_TRIAL_NAME".into(), t.name.clone()));
-        env.push(("HYPERFLEET_TRIAL_DIR".into(), t.dir.display().to_string()));
-        env.push(("HYPERFLEET_ITERATION".into(), t.iteration.to_string()));
-        if let Some(r) = &t.restore {
-            env.push(("HYPERFLEET_CHECKPOINT_DIR".into(), self.exp_dir.join(r).display().to_string()));
-        }
-        let launch = WorkerLaunch {
-            argv: argv.clone(),
-            env,
-            cwd: Some(self.opts.cwd.clone()),
-            io: IoMode::Lines { stdout_log: t.dir.join("stdout.log"), stderr_log: t.dir.join("stderr.log") },
-        };
-        match spawn_worker(launch, WorkerKey { group: gid, rank: 0 }, self.worker_tx()) {
-            Ok(h) => {
-                let g = self.groups.get_mut(&gid).expect("group exists");
-                g.workers[0] = Some(h);
-                g.ready[0] = true;
-                g.started = true;
+        let n = self.groups[&gid].workers.len();
+        for rank in 0..n {
+            let res = self.groups[&gid].res.as_ref().expect("reserved");
+            let mut env = self.worker_env(res, rank);
+            let cfg = serde_json::to_string(&t.config).unwrap_or_default();
+            env.push(("HYPERFLEET_CONFIG".into(), cfg));
+            env.push(("HYPERFLEET_CONFIG_FILE".into(), t.dir.join("params.json").display().to_string()));
+            env.push(("HYPERFLEET_TRIAL_ID".into(), t.id.clone()));
+            env.push(("HYPERFLEET_TRIAL_NAME".into(), t.name.clone()));
+            env.push(("HYPERFLEET_TRIAL_DIR".into(), t.dir.display().to_string()));
+            env.push(("HYPERFLEET_ITERATION".into(), t.iteration.to_string()));
+            if let Some(r) = &t.restore {
+                env.push(("HYPERFLEET_CHECKPOINT_DIR".into(), self.exp_dir.join(r).display().to_string()));
             }
-            Err(e) => {
-                self.trial_failed(seq, format!("could not start `{}`: {e}", argv[0]), String::new(), false);
-                self.retire_group(gid, true);
+            // Rank 0 writes stdout.log/stderr.log; other ranks get their own files.
+            let suffix = if rank == 0 { String::new() } else { format!(".rank{rank}") };
+            let launch = WorkerLaunch {
+                argv: argv.clone(),
+                env,
+                cwd: Some(self.opts.cwd.clone()),
+                io: IoMode::Lines {
+                    stdout_log: t.dir.join(format!("stdout{suffix}.log")),
+                    stderr_log: t.dir.join(format!("stderr{suffix}.log")),
+                },
+            };
+            match spawn_worker(launch, WorkerKey { group: gid, rank: rank as u32 }, self.worker_tx()) {
+                Ok(h) => {
+                    let g = self.groups.get_mut(&gid).expect("group exists");
+                    g.workers[rank] = Some(h);
+                    g.ready[rank] = true;
+                    g.started = true;
+                }
+                Err(e) => {
+                    self.trial_failed(seq, format!("could not start `{}`: {e}", argv[0]), String::new(), false);
+                    self.retire_group(gid, true);
+                    return;
+                }
             }
         }
     }

@@ -134,6 +134,8 @@ pub(crate) struct Group {
     res: Option<Reservation>,
     workers: Vec<Option<WorkerHandle>>,
     ready: Vec<bool>,
+    /// Ranks that finished the current trial cleanly.
+    done: Vec<bool>,
     python: bool,
     trial: Option<u64>,
     /// Sent the trial its start message (Python) or started with it (command).
@@ -410,11 +412,10 @@ pub fn summarize(config: &Map<String, Value>) -> String {
             let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
             match v {
                 Value::Object(o) => walk(&key, o, out),
-                Value::Number(n) => {
-                    let s =
-                        n.as_f64().filter(|_| n.is_f64()).map(|f| format!("{f:.4}")).unwrap_or_else(|| n.to_string());
-                    out.push(format!("{key}={}", s.trim_end_matches('0').trim_end_matches('.')));
-                }
+                Value::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
+                    Some(f) => out.push(format!("{key}={}", crate::progress::fmt_num(f))),
+                    None => out.push(format!("{key}={n}")),
+                },
                 Value::String(s) => out.push(format!("{key}={s}")),
                 other => out.push(format!("{key}={other}")),
             }

@@ -114,23 +114,6 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     if !opts.resume && has_trials {
         return Err(RunError::Exists(exp_dir));
     }
-    std::fs::create_dir_all(exp_dir.join("trials")).map_err(|e| RunError::Io(format!("{}: {e}", exp_dir.display())))?;
-    let conn = store::open(&db_path, true).map_err(|e| RunError::Store(e.to_string()))?;
-    let stored = |k: &str| store::meta(&conn, k).map_err(|e| RunError::Store(e.to_string()));
-    let seed = match (spec.search.seed, stored("seed")?) {
-        (_, Some(s)) if opts.resume => s.parse().unwrap_or(0),
-        (Some(s), _) => s,
-        (None, _) => rand::rng().random::<u32>() as u64,
-    };
-    spec.search.seed = Some(seed);
-    let id_prefix = match stored("id_prefix")? {
-        Some(p) => p,
-        None => format!("{:05x}", rand::rng().random::<u32>() & 0xfffff),
-    };
-    let had_created = stored("created_at")?.is_some();
-    let rows =
-        if opts.resume { store::load_trials(&conn).map_err(|e| RunError::Store(e.to_string()))? } else { Vec::new() };
-
     let capacity = NodeCapacity::detect()
         .0
         .with_overrides(&spec.resources)
@@ -155,6 +138,23 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
             have: fmt_res(have.cpu, have.gpu, &have.custom),
         });
     }
+
+    std::fs::create_dir_all(exp_dir.join("trials")).map_err(|e| RunError::Io(format!("{}: {e}", exp_dir.display())))?;
+    let conn = store::open(&db_path, true).map_err(|e| RunError::Store(e.to_string()))?;
+    let stored = |k: &str| store::meta(&conn, k).map_err(|e| RunError::Store(e.to_string()));
+    let seed = match (spec.search.seed, stored("seed")?) {
+        (_, Some(s)) if opts.resume => s.parse().unwrap_or(0),
+        (Some(s), _) => s,
+        (None, _) => rand::rng().random::<u32>() as u64,
+    };
+    spec.search.seed = Some(seed);
+    let id_prefix = match stored("id_prefix")? {
+        Some(p) => p,
+        None => format!("{:05x}", rand::rng().random::<u32>() & 0xfffff),
+    };
+    let had_created = stored("created_at")?.is_some();
+    let rows =
+        if opts.resume { store::load_trials(&conn).map_err(|e| RunError::Store(e.to_string()))? } else { Vec::new() };
 
     let store_err = tx.clone();
     let (store, store_thread) = Store::start(

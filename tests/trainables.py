@@ -1,0 +1,70 @@
+"""Trainables shared by the end-to-end tests (importable by worker processes)."""
+
+import json
+import os
+import tempfile
+import time
+
+from hyperfleet import tune
+
+
+def quadratic(config):
+    """Reports (x - 3)^2 for a few iterations."""
+    for i in range(config.get("iters", 3)):
+        tune.report({"loss": (config["x"] - 3) ** 2 + 0.1 / (i + 1), "it": i})
+
+
+def record_span(config):
+    """Sleeps while recording its span, pid and visible GPUs in the folder config['log']."""
+    start = time.time()
+    time.sleep(config.get("sleep", 0.3))
+    end = time.time()
+    line = {"start": start, "end": end, "pid": os.getpid(), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "trial": tune.get_context().get_trial_id()}
+    with open(os.path.join(config["log"], f"{os.getpid()}.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
+    tune.report({"score": 1.0})
+
+
+def checkpointing(config):
+    """Counts iterations in a checkpoint; fails once at iteration config['fail_at'] on its first attempt."""
+    start = 0
+    ck = tune.get_checkpoint()
+    if ck is not None:
+        with open(os.path.join(ck.path, "state.json")) as f:
+            start = json.load(f)["i"]
+    marker = os.path.join(config["log"], f"failed_{tune.get_context().get_trial_id()}")
+    for i in range(start, config["iters"]):
+        if i == config.get("fail_at") and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError(f"planned failure at {i}")
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "state.json"), "w") as f:
+                json.dump({"i": i + 1}, f)
+            tune.report({"i": i + 1, "resumed_from": start}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def failing(config):
+    """Raises after one report."""
+    tune.report({"loss": 1.0})
+    raise ValueError("boom: " + str(config.get("x")))
+
+
+class Counter(tune.Trainable):
+    """A class trainable: counts up by config['step'] and checkpoints its count."""
+
+    def setup(self, config):
+        self.count = 0
+        self.step_size = config["step"]
+
+    def step(self):
+        self.count += self.step_size
+        return {"count": self.count, "done": self.count >= 10 * self.step_size}
+
+    def save_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "count"), "w") as f:
+            f.write(str(self.count))
+
+    def load_checkpoint(self, checkpoint_dir):
+        with open(os.path.join(checkpoint_dir, "count")) as f:
+            self.count = int(f.read())
