@@ -73,7 +73,7 @@ class RunConfig:
     verbose: Optional[int] = None
 
     def __post_init__(self) -> None:
-        _check(self.name is None or (isinstance(self.name, str) and self.name and "/" not in self.name),
+        _check(self.name is None or (isinstance(self.name, str) and bool(self.name) and "/" not in self.name),
                "RunConfig(name=...)", "a folder name without '/'", self.name)
         _check(self.verbose is None or self.verbose in (0, 1, 2, 3), "RunConfig(verbose=...)", "0, 1, 2 or 3", self.verbose)
         if isinstance(self.stop, Mapping):

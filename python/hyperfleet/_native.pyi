@@ -1,6 +1,17 @@
 from typing import Any, Dict
 
 __version__: str
+__all__ = [
+    "fit",
+    "validate_spec",
+    "cli_main",
+    "__version__",
+    "HyperfleetError",
+    "ConfigError",
+    "ExperimentExistsError",
+    "StoreError",
+    "TuneError",
+]
 
 class HyperfleetError(Exception): ...
 class ConfigError(HyperfleetError): ...

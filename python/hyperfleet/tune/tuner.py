@@ -158,12 +158,15 @@ class _Hooks:
     def progress(self, text: str, status: str, last: bool) -> None:
         body = text if self._verbose >= 2 else status + "\n"
         if _in_notebook():
-            from IPython.display import Pre, display  # type: ignore[import-not-found]
+            import html
 
+            from IPython.display import HTML, display  # type: ignore[import-not-found]
+
+            view = HTML(f"<pre>{html.escape(body)}</pre>")
             if self._display is None:
-                self._display = display(Pre(body), display_id=True)
+                self._display = display(view, display_id=True)
             else:
-                self._display.update(Pre(body))
+                self._display.update(view)
             return
         now = time.monotonic()
         if sys.stdout.isatty():
