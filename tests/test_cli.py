@@ -120,7 +120,7 @@ def test_bad_experiment_files_name_file_line_column(tmp_path, backtest, edit, wh
 def test_unknown_config_key_in_command_is_an_error(tmp_path, backtest):
     backtest.write_text(backtest.read_text().replace("{costs.fee}", "{cost.fee}"))
     r = tune("run", "bt.toml", "--json", cwd=tmp_path)
-    assert r.returncode == 0
+    assert r.returncode == 1 and "3 trial(s) ended in ERROR" in r.stderr
     show = json.loads(tune("show", "results/bt", "--json", cwd=tmp_path).stdout)
     assert all("`{cost.fee}` is not a config key" in t["error"] for t in show["trials"])
 

@@ -257,3 +257,83 @@ def test_existing_experiment_is_not_overwritten_and_restore_continues(storage, t
     again = tune.Tuner.restore(grid.experiment_path, trainables.checkpointing).fit()
     assert len(again) == 2 and again.num_terminated == 2
     assert query(grid.experiment_path, "SELECT count(*) FROM results") == [(6,)], "finished trials are not rerun"
+
+
+def test_warm_workers_are_reused_and_output_is_captured_per_trial(storage):
+    grid = run(storage, trainables.chatty, {"k": tune.grid_search(list(range(10)))}, name="warm", max_concurrent_trials=2)
+    pids = {r.metrics["pid"] for r in grid}
+    assert len(pids) <= 2, "ten trials ran in at most two warm worker processes"
+    for r in grid:
+        with open(os.path.join(r.path, "stdout.log")) as f:
+            assert f.read() == f"hello from {r.config['k']}\n"
+        with open(os.path.join(r.path, "stderr.log")) as f:
+            assert f.read() == f"warning {r.config['k']}\n"
+    cold = run(storage, trainables.chatty, {"k": tune.grid_search(list(range(4)))}, name="cold", reuse_actors=False)
+    assert len({r.metrics["pid"] for r in cold}) == 4
+
+
+def test_time_budget_ends_the_experiment(storage):
+    import time
+
+    t = time.time()
+    grid = run(storage, trainables.slow_steps, {}, num_samples=-1, time_budget_s=1.5, max_concurrent_trials=2)
+    assert time.time() - t < 10
+    assert len(grid) == 2 and grid.num_terminated == 2
+    assert all(r.metrics["training_iteration"] >= 5 for r in grid)
+    reasons = {row[0] for row in query(grid.experiment_path, "SELECT stop_reason FROM trials")}
+    assert reasons == {"time budget reached"}
+
+
+def test_infinite_samples_until_the_stopper_says_stop_all(storage):
+    class UpTo(tune.Stopper):
+        def __init__(self):
+            self.done = set()
+
+        def __call__(self, trial_id, result):
+            self.done.add(trial_id)
+            return True
+
+        def stop_all(self):
+            return len(self.done) >= 7
+
+    grid = run(storage, trainables.quadratic, {"x": tune.uniform(0, 1), "iters": 3}, num_samples=-1, stop=UpTo(),
+               max_concurrent_trials=1)
+    assert 7 <= len(grid) <= 8
+    assert all(r.metrics["training_iteration"] == 1 for r in grid)
+
+
+def test_best_result_scopes_and_nan_filtering(storage):
+    space = {"values": tune.grid_search([[5, 1, 1], [2, 2, 2], [0, 9, 9], ["nan"]])}
+    grid = run(storage, trainables.series, space, metric="v", mode="min")
+    by = lambda r: r.config["values"]  # noqa: E731
+    assert by(grid.get_best_result(scope="last")) == [5, 1, 1]
+    assert by(grid.get_best_result(scope="all")) == [0, 9, 9]
+    assert by(grid.get_best_result(scope="avg")) == [2, 2, 2]
+    assert by(grid.get_best_result(scope="last-5-avg")) == [2, 2, 2]
+    assert by(grid.get_best_result(metric="v", mode="max", scope="last")) == [0, 9, 9]
+    with pytest.raises(ValueError, match="scope"):
+        grid.get_best_result(scope="median")
+    nan_trial = [r for r in grid if r.config["values"] == ["nan"]]
+    assert nan_trial and nan_trial[0].metrics["v"] is None, "NaN is recorded as a missing value"
+    df = grid.get_dataframe(filter_metric="v", filter_mode="min")
+    assert sorted(df["v"].dropna().tolist()) == [0, 1, 2]
+
+
+def test_trial_names_and_folders_can_be_chosen(storage):
+    grid = run(storage, trainables.quadratic, {"x": tune.grid_search([1, 2]), "iters": 1},
+               trial_name_creator=lambda t: f"q_x{t.config['x']}", trial_dirname_creator=lambda t: f"x={t.config['x']}")
+    assert sorted(os.path.basename(r.path) for r in grid) == ["x=1", "x=2"]
+    names = sorted(n for (n,) in query(grid.experiment_path, "SELECT name FROM trials"))
+    assert names == ["q_x1", "q_x2"]
+
+
+def test_quickstart_script_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    r = subprocess.run([sys.executable, str(REPO / "experiments/quickstart.py")], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "best loss" in r.stdout and "checkpoint_" in r.stdout

@@ -68,3 +68,27 @@ class Counter(tune.Trainable):
     def load_checkpoint(self, checkpoint_dir):
         with open(os.path.join(checkpoint_dir, "count")) as f:
             self.count = int(f.read())
+
+
+def chatty(config):
+    """Prints to stdout and stderr, then reports its pid."""
+    import sys
+
+    print(f"hello from {config['k']}")
+    print(f"warning {config['k']}", file=sys.stderr)
+    tune.report({"pid": os.getpid()})
+
+
+def slow_steps(config):
+    """Reports every 0.1 s, forever."""
+    i = 0
+    while True:
+        time.sleep(0.1)
+        i += 1
+        tune.report({"i": i})
+
+
+def series(config):
+    """Reports the values in config['values'] as `v`, one per iteration."""
+    for v in config["values"]:
+        tune.report({"v": float(v)})

@@ -38,12 +38,13 @@ fn to_py(e: RunError) -> PyErr {
 /// Calls into the Python driver's objects; each method takes the GIL only when a hook is set.
 struct PyHooks {
     obj: Py<PyAny>,
-    has: [bool; 7],
+    has: [bool; 8],
     /// Dropped when the controller ends, which wakes the waiting Python thread.
     _done: mpsc::Sender<()>,
 }
 
-const HOOKS: [&str; 7] = ["stop_trial", "stop_all", "resolve", "trial_name", "on_result", "on_trial_end", "progress"];
+const HOOKS: [&str; 8] =
+    ["stop_trial", "stop_all", "resolve", "trial_name", "on_result", "on_trial_end", "progress", "trial_dirname"];
 
 impl PyHooks {
     fn call(
@@ -101,6 +102,10 @@ impl Hooks for PyHooks {
     }
     fn trial_name(&mut self, trial_id: &str, config: &Map<String, Value>) -> Option<String> {
         let r = self.call(3, |py| pyo3::types::PyTuple::new(py, [trial_id.to_string(), js(config)]))?;
+        Python::with_gil(|py| r.bind(py).extract::<Option<String>>().ok().flatten())
+    }
+    fn trial_dirname(&mut self, trial_id: &str, config: &Map<String, Value>) -> Option<String> {
+        let r = self.call(7, |py| pyo3::types::PyTuple::new(py, [trial_id.to_string(), js(config)]))?;
         Python::with_gil(|py| r.bind(py).extract::<Option<String>>().ok().flatten())
     }
     fn on_result(&mut self, trial_id: &str, result: &Map<String, Value>) {

@@ -176,7 +176,12 @@ fn run(
             } else {
                 println!("Results: {} (`tune show {}`)", s.experiment_dir.display(), s.experiment_dir.display());
             }
+            let errored = s.counts.get("ERROR").copied().unwrap_or(0);
             match s.status.as_str() {
+                "finished" if errored > 0 => {
+                    eprintln!("error: {errored} trial(s) ended in ERROR (`tune show {}`)", s.experiment_dir.display());
+                    EXIT_FAILED
+                }
                 "finished" => 0,
                 "interrupted" => {
                     eprintln!("Interrupted. Resume with: tune run {} --resume", file.display());

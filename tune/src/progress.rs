@@ -110,6 +110,19 @@ impl Printer {
         Printer { tty: std::io::stdout().is_terminal(), verbose, last: None, drawn_lines: 0 }
     }
 
+    /// Prints one result as a line (verbosity 3 only).
+    pub fn result(&mut self, trial_id: &str, result: &serde_json::Map<String, serde_json::Value>) {
+        if self.verbose < 3 {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if self.tty && self.drawn_lines > 0 {
+            let _ = write!(out, "\x1b[{}A\x1b[J", self.drawn_lines);
+            self.drawn_lines = 0;
+        }
+        let _ = writeln!(out, "{trial_id} {}", serde_json::Value::Object(result.clone()));
+    }
+
     /// Shows a snapshot if enough time has passed (always when `last`).
     pub fn show(&mut self, p: &Progress, last: bool) {
         if self.verbose == 0 {

@@ -93,6 +93,7 @@ class _Hooks:
         self._trials: Dict[str, _TrialView] = {}
         self._iteration = 0
         self._name_creator = tc.trial_name_creator
+        self._dirname_creator = tc.trial_dirname_creator
         self._display: Any = None
         self._verbose = verbose
         self._drawn = 0
@@ -103,9 +104,12 @@ class _Hooks:
             self.stop_all = None  # type: ignore[assignment]
         if not funcs:
             self.resolve = None  # type: ignore[assignment]
-        if not self._callbacks:
+        if not self._callbacks and verbose < 3:
             self.on_result = None  # type: ignore[assignment]
+        if not self._callbacks:
             self.on_trial_end = None  # type: ignore[assignment]
+        if self._dirname_creator is None:
+            self.trial_dirname = None  # type: ignore[assignment]
         if self._name_creator is None:
             self.trial_name = None  # type: ignore[assignment]
         if verbose == 0:
@@ -133,6 +137,12 @@ class _Hooks:
         assert self._name_creator is not None
         return str(self._name_creator(view))
 
+    def trial_dirname(self, trial_id: str, config_json: str) -> Optional[str]:
+        view = _TrialView(trial_id)
+        view.config = json.loads(config_json)
+        assert self._dirname_creator is not None
+        return str(self._dirname_creator(view))
+
     def _view(self, trial_id: str) -> _TrialView:
         v = self._trials.get(trial_id)
         if v is None:
@@ -143,6 +153,8 @@ class _Hooks:
         self._iteration += 1
         view = self._view(trial_id)
         view.last_result = json.loads(result_json)
+        if self._verbose >= 3:
+            sys.stdout.write(f"{trial_id} {result_json}\n")
         for cb in self._callbacks:
             cb.on_trial_result(iteration=self._iteration, trials=list(self._trials.values()), trial=view, result=view.last_result)
 
@@ -295,7 +307,8 @@ class Tuner:
                 )
         fresh = not os.path.exists(exp_dir)
         os.makedirs(exp_dir, exist_ok=True)
-        spec["trainable"]["pickle"] = self._write_trainable(exp_dir)
+        if not (spec["trainable"].get("python") or spec["trainable"].get("command")):
+            spec["trainable"]["pickle"] = self._write_trainable(exp_dir)
         hooks = _Hooks(self, funcs, int(spec["experiment"].get("verbose", 2)))
         try:
             summary = _native.fit(json.dumps(spec), hooks, self._restore_path is not None, sys.executable, os.getcwd())

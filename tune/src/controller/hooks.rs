@@ -25,6 +25,10 @@ pub trait Hooks: Send {
     fn trial_name(&mut self, _trial_id: &str, _config: &Map<String, Value>) -> Option<String> {
         None
     }
+    /// A custom folder name under `trials/` (`trial_dirname_creator`); refused when it is not a plain name.
+    fn trial_dirname(&mut self, _trial_id: &str, _config: &Map<String, Value>) -> Option<String> {
+        None
+    }
     /// Every recorded result (user callbacks).
     fn on_result(&mut self, _trial_id: &str, _result: &Map<String, Value>) {}
     /// A trial reached TERMINATED or ERROR.
@@ -42,5 +46,8 @@ pub struct TerminalHooks {
 impl Hooks for TerminalHooks {
     fn progress(&mut self, p: &Progress, last: bool) {
         self.printer.show(p, last);
+    }
+    fn on_result(&mut self, trial_id: &str, result: &Map<String, Value>) {
+        self.printer.result(trial_id, result);
     }
 }

@@ -95,7 +95,11 @@ impl Controller {
         let id = format!("{}_{:05}", self.id_prefix, seq);
         let trainable = self.trainable_name();
         let name = self.hooks.trial_name(&id, &config).unwrap_or_else(|| format!("{trainable}_{id}"));
-        let rel = format!("trials/{id}");
+        let folder = match self.hooks.trial_dirname(&id, &config) {
+            Some(d) if !d.is_empty() && !d.contains('/') && d != "." && d != ".." => d,
+            _ => id.clone(),
+        };
+        let rel = format!("trials/{folder}");
         let dir = self.exp_dir.join(&rel);
         let _ = std::fs::create_dir_all(&dir);
         let cfg_json = serde_json::to_string(&config).unwrap_or_default();
@@ -279,6 +283,10 @@ impl Controller {
         }
         if let Some(g) = self.groups.get_mut(&gid) {
             g.started = true;
+        }
+        // The trial's clock starts when its workers get it, not when it was queued.
+        if let Some(t) = self.trials.get_mut(&seq) {
+            t.last_report = Instant::now();
         }
     }
 
