@@ -250,3 +250,21 @@ def test_python_trainable_from_toml_and_quickstart_files_parse(tmp_path):
     assert best["last_result"]["accuracy"] > 0.9
     assert os.path.isdir(best["checkpoint"])
     assert sys.executable
+
+
+def test_a_worker_that_cannot_start_reports_its_own_output(tmp_path):
+    write(tmp_path, "fakepy", "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'hyperfleet'\" >&2\nexit 1\n", 0o755)
+    write(tmp_path, "p.toml", """
+        [experiment]
+        storage = "results"
+        verbose = 0
+        [trainable]
+        python = "mod:fn"
+        """)
+    r = tune("run", "p.toml", "--python", str(tmp_path / "fakepy"), cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    show = json.loads(tune("show", "results/p", "--json", cwd=tmp_path).stdout)
+    (t,) = show["trials"]
+    assert t["status"] == "ERROR" and "exited with code 1" in t["error"]
+    tb = query(str(tmp_path / "results/p"), "SELECT traceback FROM trials")[0][0]
+    assert "No module named 'hyperfleet'" in tb

@@ -1,5 +1,6 @@
 //! Reacting to workers: results, completions, errors, exits.
 
+use super::checkpoints::{persist_checkpoint, retention};
 use super::{Ckpt, Controller, Ev, Status};
 use crate::store::{now, TrialFiles};
 use hyperfleet_scheduler::{Decision, SchedResult, TrialEnd};
@@ -103,6 +104,7 @@ impl Controller {
         if !g.done[key.rank as usize] {
             // An exit that was not a clean finish ends the group's trial and the group.
             let retiring = g.retiring;
+            let (g_python, g_started) = (g.python, g.started);
             if let Some(seq) = g.trial.take() {
                 let t = &self.trials[&seq];
                 if !(t.status.is_final() || t.ending || (retiring && self.interrupted)) {
@@ -111,7 +113,13 @@ impl Controller {
                         (Some(c), _) => format!("exited with code {c}"),
                         _ => "ended".into(),
                     };
-                    let tail = tail_of(&t.dir.join("stderr.log"), 20);
+                    // Before the trial started, the worker's own log holds its output (an import error, say).
+                    let log = if g_python && !g_started {
+                        self.exp_dir.join("workers").join(format!("worker-{}-{}.log", gid.0, key.rank))
+                    } else {
+                        t.dir.join("stderr.log")
+                    };
+                    let tail = tail_of(&log, 20);
                     let msg = format!("worker (rank {}) {how} while running the trial", key.rank);
                     self.trial_failed(seq, msg, tail, true);
                 } else if let Some(t) = self.trials.get_mut(&seq) {
@@ -247,6 +255,7 @@ impl Controller {
         let json = serde_json::to_string(&m).unwrap_or_default();
         let dir = t.dir.clone();
         let writer = self.groups.get(&gid).and_then(|g| g.workers[0].as_ref().map(|w| w.acker(stop || pause)));
+        self.hooks.on_result(&id, &m);
         let exp_dir = self.exp_dir.clone();
         let ck2 = ckpt.clone();
         let doomed: Vec<PathBuf> = delete.iter().map(|(_, rel)| exp_dir.join(rel)).collect();
@@ -276,10 +285,6 @@ impl Controller {
                 }
             })),
         );
-        if let Some(r) = &self.trials[&seq].last_result {
-            let r = r.clone();
-            self.hooks.on_result(&id, &r);
-        }
         if stop {
             self.end_trial(seq, Status::Terminated, None, reason);
             let pruned = matches!(decision, Decision::Stop);
@@ -439,63 +444,6 @@ impl Controller {
     }
 }
 
-/// Chooses checkpoints to delete so that `keep` remain; the latest is never deleted.
-fn retention(cks: &mut Vec<Ckpt>, keep: usize) -> Vec<(u64, String)> {
-    if cks.len() <= keep {
-        return Vec::new();
-    }
-    let latest = cks.len() - 1;
-    // Rank older checkpoints: by score when scored (higher is better), else by recency.
-    let mut order: Vec<usize> = (0..latest).collect();
-    order.sort_by(|&a, &b| match (cks[a].score, cks[b].score) {
-        (Some(x), Some(y)) => y.total_cmp(&x),
-        _ => cks[b].iteration.cmp(&cks[a].iteration),
-    });
-    let drop: Vec<usize> = order.into_iter().skip(keep - 1).collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    cks.retain(|c| {
-        let d = drop.contains(&i);
-        i += 1;
-        if d {
-            out.push((c.iteration, c.rel.clone()));
-        }
-        !d
-    });
-    out
-}
-
-/// Copies a reported checkpoint directory into the trial folder (atomically: copy, then rename).
-fn persist_checkpoint(src: &Path, dst: &Path) -> std::io::Result<()> {
-    if src == dst {
-        return Ok(());
-    }
-    let tmp = dst.with_extension("tmp");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    copy_dir(src, &tmp)?;
-    if dst.exists() {
-        std::fs::remove_dir_all(dst)?;
-    }
-    std::fs::rename(&tmp, dst)
-}
-
-fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dst)?;
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        let ty = e.file_type()?;
-        let to = dst.join(e.file_name());
-        if ty.is_dir() {
-            copy_dir(&e.path(), &to)?;
-        } else {
-            std::fs::copy(e.path(), to)?;
-        }
-    }
-    Ok(())
-}
-
 /// The last `n` lines of a text file.
 pub(crate) fn tail_of(path: &Path, n: usize) -> String {
     let Ok(s) = std::fs::read_to_string(path) else { return String::new() };
@@ -512,26 +460,5 @@ fn signal_name(s: i32) -> &'static str {
         libc::SIGINT => "SIGINT",
         libc::SIGBUS => "SIGBUS",
         _ => "signal",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ck(iteration: u64, score: Option<f64>) -> Ckpt {
-        Ckpt { iteration, rel: format!("c{iteration}"), score }
-    }
-
-    #[test]
-    fn retention_keeps_the_latest_and_the_best() {
-        let mut cks = vec![ck(1, None), ck(2, None), ck(3, None), ck(4, None)];
-        let gone = retention(&mut cks, 2);
-        assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(cks.iter().map(|c| c.iteration).collect::<Vec<_>>(), vec![3, 4]);
-        let mut cks = vec![ck(1, Some(9.0)), ck(2, Some(1.0)), ck(3, Some(5.0)), ck(4, Some(0.0))];
-        let gone = retention(&mut cks, 2);
-        assert_eq!(gone.iter().map(|g| g.0).collect::<Vec<_>>(), vec![2, 3]);
-        assert_eq!(cks.iter().map(|c| c.iteration).collect::<Vec<_>>(), vec![1, 4], "best and latest kept");
     }
 }

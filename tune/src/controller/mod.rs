@@ -4,6 +4,7 @@
 //! result, records each transition in the store before acting on it, and drives worker groups.
 //! The `on_*` methods are synchronous; `run` is the only async part.
 
+mod checkpoints;
 mod events;
 mod hooks;
 mod launch;
