@@ -18,6 +18,7 @@ impl Controller {
                 Ok(rel) => self.record_result(group, seq, metrics, Some(rel)),
                 Err(e) => {
                     self.trial_failed(seq, format!("could not persist the checkpoint: {e}"), String::new(), true);
+                    self.detach(group);
                     self.retire_group(group, true);
                 }
             },
@@ -69,6 +70,7 @@ impl Controller {
                 }
                 if multi {
                     // The other ranks would wait on the failed one forever: tear the group down.
+                    self.detach(gid);
                     self.retire_group(gid, true);
                 } else {
                     self.release_trial(gid);
@@ -78,9 +80,17 @@ impl Controller {
                 if let Some(seq) = seq {
                     self.trial_failed(seq, msg, String::new(), false);
                 }
+                self.detach(gid);
                 self.retire_group(gid, true);
             }
             WorkerEvent::Exited { code, signal } => self.on_exit(key, code, signal),
+        }
+    }
+
+    /// Forgets a group's trial, so late events from a dying group cannot touch it.
+    fn detach(&mut self, gid: GroupId) {
+        if let Some(g) = self.groups.get_mut(&gid) {
+            g.trial = None;
         }
     }
 
@@ -124,6 +134,9 @@ impl Controller {
                     self.trial_failed(seq, msg, tail, true);
                 } else if let Some(t) = self.trials.get_mut(&seq) {
                     t.group = None;
+                    if t.status == Status::Paused && !self.stop_new {
+                        self.waiting.push_back(seq);
+                    }
                 }
             }
             let g = self.groups.get_mut(&gid).expect("group exists");
@@ -202,7 +215,14 @@ impl Controller {
         let score =
             metric.as_ref().and_then(|k| m.get(k)?.as_f64()).filter(|v| !v.is_nan()).and_then(|v| Some(mode?.score(v)));
         let t = self.trials.get_mut(&seq).expect("trial exists");
-        let progress = t.iteration as f64;
+        let iteration = m.get("training_iteration").and_then(Value::as_u64).unwrap_or(t.iteration);
+        if t.group != Some(gid) || t.ending {
+            // The trial moved on (failed, interrupted) while this result's checkpoint was copied:
+            // the result is still recorded, but it decides nothing and nobody waits for it.
+            self.store_result(seq, iteration, &m, ckpt, Vec::new(), None);
+            return;
+        }
+        let progress = iteration as f64;
         // Stop criteria first (Ray: any key reaching its value), then the user's stopper, then the scheduler.
         let mut reason = self
             .spec
@@ -249,42 +269,9 @@ impl Controller {
                 delete = retention(&mut t.checkpoints, keep.max(1));
             }
         }
-        self.results += 1;
-        let iteration = t.iteration as i64;
-        let ts = m.get("timestamp").and_then(Value::as_f64).unwrap_or(0.0);
-        let json = serde_json::to_string(&m).unwrap_or_default();
-        let dir = t.dir.clone();
-        let writer = self.groups.get(&gid).and_then(|g| g.workers[0].as_ref().map(|w| w.acker(stop || pause)));
         self.hooks.on_result(&id, &m);
-        let exp_dir = self.exp_dir.clone();
-        let ck2 = ckpt.clone();
-        let doomed: Vec<PathBuf> = delete.iter().map(|(_, rel)| exp_dir.join(rel)).collect();
-        let m_for_file = m;
-        self.store.write(
-            move |c| {
-                c.prepare_cached("INSERT INTO results(trial_seq, training_iteration, timestamp, metrics) VALUES (?1, ?2, ?3, ?4)")?
-                    .execute(params![seq as i64, iteration, ts, json])?;
-                if let Some(rel) = &ck2 {
-                    c.prepare_cached("INSERT INTO checkpoints(trial_seq, training_iteration, path, metrics, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                        .execute(params![seq as i64, iteration, rel, json, ts])?;
-                }
-                for (_, rel) in &delete {
-                    c.prepare_cached("UPDATE checkpoints SET deleted_at = ?2 WHERE trial_seq = ?1 AND path = ?3")?
-                        .execute(params![seq as i64, now(), rel])?;
-                }
-                Ok(())
-            },
-            Some(Box::new(move |files: &mut TrialFiles| {
-                if let Some(w) = writer {
-                    w.send();
-                }
-                files.append_result(seq, &dir, &m_for_file);
-                // Only after the commit that marks them deleted.
-                for d in doomed {
-                    let _ = std::fs::remove_dir_all(d);
-                }
-            })),
-        );
+        let ack = self.groups.get(&gid).and_then(|g| g.workers[0].as_ref().map(|w| w.acker(stop || pause)));
+        self.store_result(seq, iteration, &m, ckpt, delete, ack);
         if stop {
             self.end_trial(seq, Status::Terminated, None, reason);
             let pruned = matches!(decision, Decision::Stop);
@@ -305,13 +292,61 @@ impl Controller {
                 t.config = config;
                 t.restore = donor_ck;
             }
+            // It becomes runnable again once its group has let go of it (`trial_done` / `on_exit`).
             self.set_status(seq, Status::Paused, None, None);
-            self.waiting.push_back(seq);
             self.arm_stop_timer(gid);
         }
         if self.hooks.stop_all() {
             self.stop_everything(false, "stopper.stop_all()");
         }
+    }
+
+    /// Queues one result (and its checkpoint, and retention deletes); the ack leaves after the commit.
+    fn store_result(
+        &mut self,
+        seq: u64,
+        iteration: u64,
+        m: &Map<String, Value>,
+        ckpt: Option<String>,
+        delete: Vec<(u64, String)>,
+        ack: Option<hyperfleet_train::worker::Acker>,
+    ) {
+        self.results += 1;
+        let it = iteration as i64;
+        let ts = m.get("timestamp").and_then(Value::as_f64).unwrap_or(0.0);
+        let json = serde_json::to_string(m).unwrap_or_default();
+        let dir = self.trials[&seq].dir.clone();
+        let doomed: Vec<PathBuf> = delete.iter().map(|(_, rel)| self.exp_dir.join(rel)).collect();
+        let for_file = m.clone();
+        self.store.write(
+            move |c| {
+                c.prepare_cached(
+                    "INSERT INTO results(trial_seq, training_iteration, timestamp, metrics) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![seq as i64, it, ts, json])?;
+                if let Some(rel) = &ckpt {
+                    c.prepare_cached(
+                        "INSERT INTO checkpoints(trial_seq, training_iteration, path, metrics, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![seq as i64, it, rel, json, ts])?;
+                }
+                for (_, rel) in &delete {
+                    c.prepare_cached("UPDATE checkpoints SET deleted_at = ?2 WHERE trial_seq = ?1 AND path = ?3")?
+                        .execute(params![seq as i64, now(), rel])?;
+                }
+                Ok(())
+            },
+            Some(Box::new(move |files: &mut TrialFiles| {
+                if let Some(a) = ack {
+                    a.send();
+                }
+                files.append_result(seq, &dir, &for_file);
+                // Only after the commit that marks them deleted.
+                for d in doomed {
+                    let _ = std::fs::remove_dir_all(d);
+                }
+            })),
+        );
     }
 
     /// Command trainables that ignore `stop` on stdin are signalled after a grace period.
@@ -327,6 +362,7 @@ impl Controller {
         let t = self.trials.get_mut(&seq).expect("trial exists");
         if t.ending && t.status == Status::Paused {
             t.group = None;
+            self.waiting.push_back(seq);
             return;
         }
         if t.status.is_final() || t.ending {
