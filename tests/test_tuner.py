@@ -337,3 +337,9 @@ def test_quickstart_script_runs(tmp_path):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "best loss" in r.stdout and "checkpoint_" in r.stdout
+
+
+def test_report_returns_only_once_the_result_is_committed(storage):
+    grid = run(storage, trainables.checks_durability, {"k": tune.grid_search(list(range(4)))})
+    assert grid.num_errors == 0, grid.errors
+    assert all(r.metrics["i"] == 5 for r in grid)

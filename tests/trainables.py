@@ -92,3 +92,20 @@ def series(config):
     """Reports the values in config['values'] as `v`, one per iteration."""
     for v in config["values"]:
         tune.report({"v": float(v)})
+
+
+def checks_durability(config):
+    """After each report() returns, reads the store itself: the result must already be committed."""
+    import sqlite3
+
+    ctx = tune.get_context()
+    db = os.path.join(os.path.dirname(os.path.dirname(ctx.get_trial_dir())), "experiment.db")
+    for i in range(1, 6):
+        tune.report({"i": i})
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+            n = c.execute(
+                "SELECT count(*) FROM results r JOIN trials t ON t.seq = r.trial_seq WHERE t.trial_id = ?",
+                (ctx.get_trial_id(),),
+            ).fetchone()[0]
+        if n != i:
+            raise AssertionError(f"report() returned before its result was committed: {n} != {i}")
