@@ -2,17 +2,27 @@
 //! randomness is passed in, time arrives as each trial's progress value.
 //!
 //! ```
-//! use hyperfleet_scheduler::{Decision, SchedulerConfig, SchedResult};
-//! use hyperfleet_searchers::TrialId;
+//! use hyperfleet_scheduler::{Decision, SchedResult, SchedulerConfig, TrialId, TrialView};
+//! use rand::SeedableRng;
 //! let mut fifo = SchedulerConfig::Fifo.build().unwrap();
-//! let r = SchedResult { progress: 1.0, score: Some(0.5) };
-//! assert_eq!(fifo.on_result(TrialId(0), &r), Decision::Continue);
+//! let mut rng = hyperfleet_scheduler::Rng::seed_from_u64(0);
+//! let config = Default::default();
+//! let trial = TrialView { id: TrialId(0), config: &config, has_checkpoint: false };
+//! let r = SchedResult { progress: 1.0, score: Some(0.5), queued: 0 };
+//! assert_eq!(fifo.on_result(&trial, &r, &mut rng), Decision::Continue);
 //! ```
 
+pub mod asha;
+pub mod asha_promotion;
 mod fifo;
+pub mod hyperband;
+pub mod median;
+pub mod pb2;
+pub mod pbt;
+pub mod pbt_replay;
 
 pub use fifo::FifoScheduler;
-pub use hyperfleet_searchers::{Config, TrialId};
+pub use hyperfleet_searchers::{Config, Rng, TrialId};
 use serde::{Deserialize, Serialize};
 
 /// What the scheduler decides after a result.
@@ -20,17 +30,34 @@ use serde::{Deserialize, Serialize};
 pub enum Decision {
     /// Keep running.
     Continue,
-    /// Stop for now and release resources; the trial may be resumed from its checkpoint later.
+    /// Stop for now and release resources; the trial may be resumed from its checkpoint later
+    /// (when `choose_trial_to_run` picks it).
     Pause,
-    /// Stop for good (early stopping).
-    Stop,
+    /// Stop for good (early stopping); `reason` says why (rung, cut-off) for the record.
+    Stop {
+        /// Human-readable reason, stored with the trial.
+        reason: String,
+    },
     /// Continue from `donor`'s latest checkpoint with `config` (population-based training).
     Exploit {
         /// Trial whose checkpoint is cloned.
         donor: TrialId,
         /// The explored config to continue with.
         config: Config,
+        /// What was changed and how, for the policy log.
+        note: String,
     },
+}
+
+/// What a scheduler sees of a trial when it decides.
+#[derive(Clone, Copy, Debug)]
+pub struct TrialView<'a> {
+    /// The trial.
+    pub id: TrialId,
+    /// Its current config.
+    pub config: &'a Config,
+    /// Whether it has a checkpoint that could be cloned or resumed from.
+    pub has_checkpoint: bool,
 }
 
 /// One result as a scheduler sees it.
@@ -38,8 +65,11 @@ pub enum Decision {
 pub struct SchedResult {
     /// The trial's progress in the scheduler's time unit (`time_attr`).
     pub progress: f64,
-    /// The objective with the mode folded in (higher is better); `None` when missing or NaN.
+    /// The objective with the mode folded in (higher is better): `None` when the result lacks
+    /// the metric, `Some(NaN)` when it reported NaN (or a non-number).
     pub score: Option<f64>,
+    /// Trials waiting for capacity when this result arrived (for time-multiplexing).
+    pub queued: usize,
 }
 
 /// How a trial ended, as a scheduler sees it.
@@ -53,17 +83,25 @@ pub enum TrialEnd {
     Failed,
 }
 
-/// Decides the fate of running trials. State is a fold over the calls, so resume replays the stored log.
+/// Decides the fate of running trials. Pure: state is a fold over the calls, randomness comes
+/// from the `rng` passed in (one stream per experiment, advanced in log order), so replaying a
+/// stored log through a fresh scheduler reproduces every decision.
 pub trait TrialScheduler: Send {
     /// A trial now exists (also called for trials replayed from the store).
-    fn on_trial_add(&mut self, _trial: TrialId) {}
+    fn on_trial_add(&mut self, _trial: &TrialView<'_>, _rng: &mut Rng) {}
     /// A trial reported a result; returns what to do with it.
-    fn on_result(&mut self, trial: TrialId, result: &SchedResult) -> Decision;
-    /// A trial ended.
-    fn on_trial_complete(&mut self, _trial: TrialId, _end: TrialEnd) {}
-    /// Picks which waiting trial (paused or pending) to run next when capacity frees up.
+    fn on_result(&mut self, trial: &TrialView<'_>, result: &SchedResult, rng: &mut Rng) -> Decision;
+    /// A trial ended; `last` is its last result, if any.
+    fn on_trial_complete(&mut self, _trial: TrialId, _end: TrialEnd, _last: Option<&SchedResult>) {}
+    /// Picks which waiting trial (paused or pending) runs next when capacity frees up; `None`
+    /// means none of them should run now.
     fn choose_trial_to_run(&mut self, waiting: &[TrialId]) -> Option<TrialId> {
         waiting.first().copied()
+    }
+    /// Whether a brand-new trial may start now (promotion-based schedulers hold new trials back
+    /// while a paused one is promotable).
+    fn may_start_new_trial(&self) -> bool {
+        true
     }
 }
 
@@ -92,5 +130,15 @@ impl SchedulerConfig {
         match self {
             SchedulerConfig::Fifo => Ok(Box::new(FifoScheduler)),
         }
+    }
+
+    /// The result key that measures progress (`time_attr`).
+    pub fn time_attr(&self) -> &str {
+        "training_iteration"
+    }
+
+    /// The scheduler's own metric and whether higher is better, when it overrides the experiment's.
+    pub fn objective(&self) -> Option<(&str, bool)> {
+        None
     }
 }

@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   created_at REAL NOT NULL,
   deleted_at REAL
 );
+CREATE TABLE IF NOT EXISTS log (
+  seq INTEGER PRIMARY KEY,
+  trial_seq INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY,
   timestamp REAL NOT NULL,
@@ -349,6 +355,38 @@ pub struct TrialRow {
 /// Reads an experiment key.
 pub fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT value FROM experiment WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+/// Appends one entry of the replay log: what the searcher and scheduler were told, in order.
+pub fn append_log(c: &Connection, trial: u64, kind: &str, detail: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT INTO log(trial_seq, kind, detail) VALUES (?1, ?2, ?3)")?
+        .execute(params![trial as i64, kind, detail])
+        .map(|_| ())
+}
+
+/// One entry of the replay log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRow {
+    /// The trial.
+    pub trial: u64,
+    /// `add`, `result`, `exploit` or `end`.
+    pub kind: String,
+    /// JSON: what the algorithms saw.
+    pub detail: Value,
+}
+
+/// The whole replay log in order.
+pub fn load_log(conn: &Connection) -> rusqlite::Result<Vec<LogRow>> {
+    let mut st = conn.prepare("SELECT trial_seq, kind, detail FROM log ORDER BY seq")?;
+    let rows = st.query_map([], |r| {
+        let d: String = r.get(2)?;
+        Ok(LogRow {
+            trial: r.get::<_, i64>(0)? as u64,
+            kind: r.get(1)?,
+            detail: serde_json::from_str(&d).unwrap_or(Value::Null),
+        })
+    })?;
+    rows.collect()
 }
 
 /// Reads every trial with its last result and latest checkpoint, in creation order.

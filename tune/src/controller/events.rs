@@ -2,14 +2,28 @@
 
 use super::checkpoints::{persist_checkpoint, retention};
 use super::{Ckpt, Controller, Ev, Status};
-use crate::store::{now, TrialFiles};
+use crate::store::{self, now, TrialFiles};
 use hyperfleet_scheduler::{Decision, SchedResult, TrialEnd};
-use hyperfleet_searchers::{Observation, Outcome, TrialId};
+use hyperfleet_searchers::{Observation, Outcome};
 use hyperfleet_train::{GroupId, WorkerEvent, WorkerKey};
 use rusqlite::params;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// What goes to the store with one result.
+struct ResultWrite {
+    seq: u64,
+    iteration: u64,
+    /// Its checkpoint, relative to the experiment folder.
+    ckpt: Option<String>,
+    /// Checkpoints retention lets go of.
+    delete: Vec<(u64, String)>,
+    /// Sent to the worker after the commit.
+    ack: Option<hyperfleet_train::worker::Acker>,
+    /// The replay-log entry.
+    log: Option<Value>,
+}
 
 impl Controller {
     pub(crate) fn on_event(&mut self, ev: Ev) {
@@ -22,6 +36,9 @@ impl Controller {
                     self.retire_group(group, true);
                 }
             },
+            Ev::Cloned { seq, donor, donor_iteration, config, note, saved } => {
+                self.finish_exploit(seq, donor, donor_iteration, config, note, saved)
+            }
             Ev::CapacityFreed => {}
             Ev::StoreFailed(e) => {
                 self.fail_experiment(e);
@@ -210,19 +227,21 @@ impl Controller {
 
     /// Decides, records, and acknowledges one result (the ack leaves after the commit).
     fn record_result(&mut self, gid: GroupId, seq: u64, m: Map<String, Value>, ckpt: Option<String>) {
-        let metric = self.spec.experiment.metric.clone();
-        let mode = self.spec.experiment.mode;
-        let score =
-            metric.as_ref().and_then(|k| m.get(k)?.as_f64()).filter(|v| !v.is_nan()).and_then(|v| Some(mode?.score(v)));
         let t = self.trials.get_mut(&seq).expect("trial exists");
         let iteration = m.get("training_iteration").and_then(Value::as_u64).unwrap_or(t.iteration);
         if t.group != Some(gid) || t.ending {
             // The trial moved on (failed, interrupted) while this result's checkpoint was copied:
             // the result is still recorded, but it decides nothing and nobody waits for it.
-            self.store_result(seq, iteration, &m, ckpt, Vec::new(), None);
+            let w = ResultWrite { seq, iteration, ckpt, delete: Vec::new(), ack: None, log: None };
+            self.store_result(&m, w);
             return;
         }
-        let progress = iteration as f64;
+        let obs = Observation { score: self.experiment_score(&m), progress: iteration as f64 };
+        let sched = SchedResult {
+            progress: self.sched_progress(&m, iteration),
+            score: self.sched_score(&m),
+            queued: self.waiting.len(),
+        };
         // Stop criteria first (Ray: any key reaching its value), then the user's stopper, then the scheduler.
         let mut reason = self
             .spec
@@ -230,30 +249,39 @@ impl Controller {
             .iter()
             .find(|(k, v)| m.get(*k).and_then(Value::as_f64).is_some_and(|x| x >= **v))
             .map(|(k, v)| format!("stop criterion {k} >= {v}"));
-        let id = t.id.clone();
+        let id = self.trials[&seq].id.clone();
         if reason.is_none() && self.hooks.stop_trial(&id, &m) {
             reason = Some("stopper".into());
         }
-        self.searcher.on_result(TrialId(seq), &Observation { score, progress });
-        let decision = self.scheduler.on_result(TrialId(seq), &SchedResult { progress, score });
-        let mut stop = reason.is_some();
+        let (decision, entry) = self.algo.result(seq, &obs, &sched, ckpt.is_some());
+        let mut pruned = false;
         let mut pause = false;
-        match &decision {
+        let mut exploit = None;
+        match decision {
             Decision::Continue => {}
-            Decision::Stop if !stop => {
-                stop = true;
-                reason = Some(format!("scheduler stopped the trial at {progress}"));
+            Decision::Stop { reason: why } => {
+                if reason.is_none() {
+                    reason = Some(format!("scheduler: {why}"));
+                    pruned = true;
+                }
             }
-            Decision::Stop => {}
-            Decision::Pause => pause = !stop,
-            Decision::Exploit { .. } => pause = !stop,
+            Decision::Pause => pause = reason.is_none(),
+            Decision::Exploit { donor, config, note } => {
+                if reason.is_none() {
+                    pause = true;
+                    exploit = Some((donor.0, config, note));
+                }
+            }
         }
-        if self.stop_new && !stop {
-            stop = true;
+        if self.stop_new && reason.is_none() {
             reason = Some("experiment ending".into());
+            pause = false;
+            exploit = None;
         }
         let t = self.trials.get_mut(&seq).expect("trial exists");
         t.last_result = Some(m.clone());
+        t.last_sched = Some(sched.clone());
+        t.num_results += 1;
         let ck_score = self
             .spec
             .checkpoint
@@ -263,37 +291,38 @@ impl Controller {
             .map(|x| self.spec.checkpoint.score_order.unwrap_or(crate::spec::Mode::Max).score(x));
         let mut delete: Vec<(u64, String)> = Vec::new();
         if let Some(rel) = &ckpt {
-            t.checkpoints.push(Ckpt { iteration: t.iteration, rel: rel.clone(), score: ck_score });
+            t.checkpoints.push(Ckpt { iteration, rel: rel.clone(), score: ck_score });
             t.restore = Some(rel.clone());
             if let Some(keep) = self.spec.checkpoint.num_to_keep {
                 delete = retention(&mut t.checkpoints, keep.max(1));
             }
         }
         self.hooks.on_result(&id, &m);
+        let stop = reason.is_some();
         let ack = self.groups.get(&gid).and_then(|g| g.workers[0].as_ref().map(|w| w.acker(stop || pause)));
-        self.store_result(seq, iteration, &m, ckpt, delete, ack);
+        self.store_result(&m, ResultWrite { seq, iteration, ckpt, delete, ack, log: Some(entry) });
         if stop {
-            self.end_trial(seq, Status::Terminated, None, reason);
-            let pruned = matches!(decision, Decision::Stop);
-            self.searcher.on_complete(
-                TrialId(seq),
-                &if pruned { Outcome::Pruned { score } } else { Outcome::Completed { score } },
+            let score = obs.score;
+            let outcome = if pruned { Outcome::Pruned { score } } else { Outcome::Completed { score } };
+            self.end_trial(
+                seq,
+                Status::Terminated,
+                None,
+                reason,
+                outcome,
+                if pruned { TrialEnd::Stopped } else { TrialEnd::Completed },
             );
-            self.scheduler
-                .on_trial_complete(TrialId(seq), if pruned { TrialEnd::Stopped } else { TrialEnd::Completed });
             self.arm_stop_timer(gid);
         } else if pause {
             let t = self.trials.get_mut(&seq).expect("trial exists");
             t.ending = true;
             t.status = Status::Paused;
-            if let Decision::Exploit { donor, config } = decision {
-                let donor_ck = self.trials.get(&donor.0).and_then(|d| d.restore.clone());
-                let t = self.trials.get_mut(&seq).expect("trial exists");
-                t.config = config;
-                t.restore = donor_ck;
-            }
-            // It becomes runnable again once its group has let go of it (`trial_done` / `on_exit`).
+            // It becomes runnable again once its group has let go of it (`trial_done` / `on_exit`)
+            // and, after an exploit, once the donor's checkpoint is cloned.
             self.set_status(seq, Status::Paused, None, None);
+            if let Some((donor, config, note)) = exploit {
+                self.start_exploit(seq, donor, config, note);
+            }
             self.arm_stop_timer(gid);
         }
         if self.hooks.stop_all() {
@@ -301,16 +330,31 @@ impl Controller {
         }
     }
 
+    /// The experiment's objective with the mode folded in.
+    pub(crate) fn experiment_score(&self, m: &Map<String, Value>) -> Option<f64> {
+        let v = m.get(self.spec.experiment.metric.as_ref()?)?.as_f64().filter(|v| !v.is_nan())?;
+        Some(self.spec.experiment.mode?.score(v))
+    }
+
+    /// The scheduler's objective (its own metric when it has one): `None` when absent, NaN when not a number.
+    fn sched_score(&self, m: &Map<String, Value>) -> Option<f64> {
+        let (metric, max) = match self.spec.scheduler.objective() {
+            Some((metric, max)) => (metric, max),
+            None => (self.spec.experiment.metric.as_deref()?, self.spec.experiment.mode? == crate::spec::Mode::Max),
+        };
+        let v = m.get(metric)?.as_f64().unwrap_or(f64::NAN);
+        Some(if max { v } else { -v })
+    }
+
+    /// The scheduler's clock: `result[time_attr]`.
+    fn sched_progress(&self, m: &Map<String, Value>, iteration: u64) -> f64 {
+        m.get(self.spec.scheduler.time_attr()).and_then(Value::as_f64).unwrap_or(iteration as f64)
+    }
+
     /// Queues one result (and its checkpoint, and retention deletes); the ack leaves after the commit.
-    fn store_result(
-        &mut self,
-        seq: u64,
-        iteration: u64,
-        m: &Map<String, Value>,
-        ckpt: Option<String>,
-        delete: Vec<(u64, String)>,
-        ack: Option<hyperfleet_train::worker::Acker>,
-    ) {
+    fn store_result(&mut self, m: &Map<String, Value>, w: ResultWrite) {
+        let ResultWrite { seq, iteration, ckpt, delete, ack, log } = w;
+        let log = log.map(|l| l.to_string());
         self.results += 1;
         let it = iteration as i64;
         let ts = m.get("timestamp").and_then(Value::as_f64).unwrap_or(0.0);
@@ -333,6 +377,9 @@ impl Controller {
                 for (_, rel) in &delete {
                     c.prepare_cached("UPDATE checkpoints SET deleted_at = ?2 WHERE trial_seq = ?1 AND path = ?3")?
                         .execute(params![seq as i64, now(), rel])?;
+                }
+                if let Some(l) = &log {
+                    store::append_log(c, seq, "result", l)?;
                 }
                 Ok(())
             },
@@ -362,7 +409,9 @@ impl Controller {
         let t = self.trials.get_mut(&seq).expect("trial exists");
         if t.ending && t.status == Status::Paused {
             t.group = None;
-            self.waiting.push_back(seq);
+            if !t.cloning {
+                self.waiting.push_back(seq);
+            }
             return;
         }
         if t.status.is_final() || t.ending {
@@ -383,15 +432,11 @@ impl Controller {
         if let Some(r) = self.trials.get_mut(&seq).and_then(|t| t.last_result.as_mut()) {
             r.insert("done".into(), true.into());
         }
-        self.end_trial(seq, Status::Terminated, None, None);
-        self.searcher.on_complete(TrialId(seq), &Outcome::Completed { score });
-        self.scheduler.on_trial_complete(TrialId(seq), TrialEnd::Completed);
+        self.end_trial(seq, Status::Terminated, None, None, Outcome::Completed { score }, TrialEnd::Completed);
     }
 
     fn score(&self, seq: u64) -> Option<f64> {
-        let m = self.spec.experiment.metric.as_ref()?;
-        let v = self.trials[&seq].last_result.as_ref()?.get(m)?.as_f64().filter(|v| !v.is_nan())?;
-        Some(self.spec.experiment.mode?.score(v))
+        self.experiment_score(self.trials[&seq].last_result.as_ref()?)
     }
 
     /// A trial failed: retry from its latest checkpoint while `max_failures` allows, else ERROR.
@@ -434,9 +479,7 @@ impl Controller {
                 },
                 None,
             );
-            self.end_trial(seq, Status::Error, Some(error.clone()), None);
-            self.searcher.on_complete(TrialId(seq), &Outcome::Failed);
-            self.scheduler.on_trial_complete(TrialId(seq), TrialEnd::Failed);
+            self.end_trial(seq, Status::Error, Some(error.clone()), None, Outcome::Failed, TrialEnd::Failed);
             if self.spec.failure.fail_fast {
                 let id = self.trials[&seq].id.clone();
                 self.fail_experiment(format!("trial {id} failed and fail_fast is set: {error}"));
@@ -445,15 +488,119 @@ impl Controller {
         }
     }
 
-    /// Records a final status.
-    pub(crate) fn end_trial(&mut self, seq: u64, status: Status, error: Option<String>, reason: Option<String>) {
+    /// Records a final status and tells the searcher and scheduler (through the replay log).
+    pub(crate) fn end_trial(
+        &mut self,
+        seq: u64,
+        status: Status,
+        error: Option<String>,
+        reason: Option<String>,
+        outcome: Outcome,
+        end: TrialEnd,
+    ) {
         let t = self.trials.get_mut(&seq).expect("trial exists");
         t.status = status;
         t.ending = true;
         let id = t.id.clone();
+        let last = t.last_sched.clone();
+        let entry = self.algo.end(seq, &outcome, end, last.as_ref()).to_string();
         self.set_status(seq, status, error, reason);
-        self.store.write(move |_| Ok(()), Some(Box::new(move |files: &mut TrialFiles| files.close(seq))));
+        self.store.write(
+            move |c| store::append_log(c, seq, "end", &entry),
+            Some(Box::new(move |files: &mut TrialFiles| files.close(seq))),
+        );
         self.hooks.on_trial_end(&id, status.as_str());
+    }
+
+    /// Clones the donor's latest checkpoint into the trial's folder, then requeues the trial with the explored config.
+    fn start_exploit(&mut self, seq: u64, donor: u64, config: Map<String, Value>, note: String) {
+        let Some(d) = self.trials.get(&donor) else { return };
+        let (Some(src_rel), Some(ck)) = (d.restore.clone(), d.checkpoints.last()) else {
+            // The scheduler only exploits donors with a checkpoint; if that ever fails, the trial just resumes.
+            self.store.event(Some(seq), "exploit_skipped", format!("donor {} has no checkpoint", d.id));
+            if let Some(t) = self.trials.get_mut(&seq) {
+                if t.group.is_none() {
+                    self.waiting.push_back(seq);
+                }
+            }
+            return;
+        };
+        let donor_iteration = ck.iteration;
+        let donor_id = d.id.clone();
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        t.cloning = true;
+        let rel = format!(
+            "{}/checkpoint_{donor_iteration:06}_from_{donor_id}",
+            t.dir.strip_prefix(&self.exp_dir).unwrap_or(&t.dir).display()
+        );
+        let (src, dst) = (self.exp_dir.join(&src_rel), self.exp_dir.join(&rel));
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let saved = persist_checkpoint(&src, &dst).map(|_| rel).map_err(|e| format!("{}: {e}", src.display()));
+            let _ = tx.send(Ev::Cloned { seq, donor, donor_iteration, config, note, saved });
+        });
+    }
+
+    /// The donor's checkpoint is in place: switch config, record the lineage, requeue.
+    pub(crate) fn finish_exploit(
+        &mut self,
+        seq: u64,
+        donor: u64,
+        donor_iteration: u64,
+        config: Map<String, Value>,
+        note: String,
+        saved: Result<String, String>,
+    ) {
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        t.cloning = false;
+        let requeue = t.group.is_none() && t.status == Status::Paused;
+        let rel = match saved {
+            Ok(rel) => rel,
+            Err(e) => {
+                self.store.event(Some(seq), "exploit_failed", e);
+                if requeue {
+                    self.waiting.push_back(seq);
+                }
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut t.config, config.clone());
+        let from_iteration = t.iteration;
+        t.iteration = donor_iteration;
+        t.restore = Some(rel.clone());
+        t.checkpoints.push(Ckpt { iteration: donor_iteration, rel: rel.clone(), score: None });
+        let donor_id = self.trials[&donor].id.clone();
+        let entry = self.algo.exploit(seq, donor, &config).to_string();
+        let policy = json!({
+            "trial_id": self.trials[&seq].id, "donor": donor_id, "donor_iteration": donor_iteration,
+            "iteration": from_iteration, "old_config": old, "new_config": config, "explore": note,
+        });
+        let cfg = serde_json::to_string(&config).unwrap_or_default();
+        let line = policy.to_string();
+        let policy_file = self.exp_dir.join(format!("pbt_policy_{}.txt", self.trials[&seq].id));
+        let donor_file = self.exp_dir.join(format!("pbt_policy_{donor_id}.txt"));
+        let (line2, rel2) = (line.clone(), rel.clone());
+        self.store.write(
+            move |c| {
+                store::append_log(c, seq, "exploit", &entry)?;
+                c.prepare_cached("UPDATE trials SET config = ?2 WHERE seq = ?1")?.execute(params![seq as i64, cfg])?;
+                c.prepare_cached(
+                    "INSERT INTO checkpoints(trial_seq, training_iteration, path, metrics, created_at) VALUES (?1, ?2, ?3, '{}', ?4)",
+                )?
+                .execute(params![seq as i64, donor_iteration as i64, rel2, now()])?;
+                c.prepare_cached("INSERT INTO events(timestamp, trial_seq, kind, detail) VALUES (?1, ?2, 'exploit', ?3)")?
+                    .execute(params![now(), seq as i64, line2])?;
+                Ok(())
+            },
+            Some(Box::new(move |_: &mut TrialFiles| {
+                // The trial inherits its donor's history, then adds this step (Ray's policy-file layout, as JSON lines).
+                let history = std::fs::read_to_string(&donor_file).unwrap_or_default();
+                let _ = std::fs::write(&policy_file, format!("{history}{line}\n"));
+            })),
+        );
+        if requeue {
+            self.waiting.push_back(seq);
+        }
     }
 
     pub(crate) fn set_status(&mut self, seq: u64, status: Status, error: Option<String>, reason: Option<String>) {

@@ -52,17 +52,17 @@ impl Controller {
     fn next_trial(&mut self) -> Option<u64> {
         if !self.waiting.is_empty() {
             let ids: Vec<TrialId> = self.waiting.iter().map(|s| TrialId(*s)).collect();
-            if let Some(TrialId(seq)) = self.scheduler.choose_trial_to_run(&ids) {
+            if let Some(TrialId(seq)) = self.algo.scheduler.choose_trial_to_run(&ids) {
                 self.waiting.retain(|s| *s != seq);
                 return Some(seq);
             }
         }
-        if self.searcher_done {
+        if self.searcher_done || !self.algo.scheduler.may_start_new_trial() {
             return None;
         }
         let seq = self.next_seq;
         let mut rng = hyperfleet_searchers::trial_rng(self.seed, TrialId(seq));
-        match self.searcher.suggest(TrialId(seq), &mut rng) {
+        match self.algo.searcher.suggest(TrialId(seq), &mut rng) {
             Suggestion::Config(mut config) => {
                 let leaves = self.space.sample_from_ids();
                 if let Err(e) = self.hooks.resolve(&mut config, &leaves) {
@@ -107,18 +107,17 @@ impl Controller {
         let res_json = serde_json::to_string(&self.gang).unwrap_or_default();
         let (i2, n2, r2) = (id.clone(), name.clone(), rel.clone());
         let created = now();
+        let entry = self.algo.add(seq, &config).to_string();
         self.store.write(
             move |c| {
                 c.prepare_cached(
                     "INSERT INTO trials(seq, trial_id, name, config, status, resources, logdir, created_at) VALUES (?1, ?2, ?3, ?4, 'PENDING', ?5, ?6, ?7)",
                 )?
-                .execute(params![seq as i64, i2, n2, cfg_json, res_json, r2, created])
-                .map(|_| ())
+                .execute(params![seq as i64, i2, n2, cfg_json, res_json, r2, created])?;
+                crate::store::append_log(c, seq, "add", &entry)
             },
             None,
         );
-        self.searcher.on_trial_add(TrialId(seq), &config);
-        self.scheduler.on_trial_add(TrialId(seq));
         self.trials.insert(
             seq,
             Trial {
@@ -139,6 +138,9 @@ impl Controller {
                 last_report: Instant::now(),
                 ending: false,
                 restore: None,
+                last_sched: None,
+                num_results: 0,
+                cloning: false,
             },
         );
     }

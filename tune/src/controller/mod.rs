@@ -4,6 +4,7 @@
 //! result, records each transition in the store before acting on it, and drives worker groups.
 //! The `on_*` methods are synchronous; `run` is the only async part.
 
+mod algo;
 mod checkpoints;
 mod events;
 mod hooks;
@@ -16,8 +17,7 @@ pub use setup::{prepare, Prepared, RunError, RunOptions};
 use crate::progress::{Progress, TrialLine, MAX_ROWS};
 use crate::spec::Spec;
 use crate::store::Store;
-use hyperfleet_scheduler::TrialScheduler;
-use hyperfleet_searchers::{Searcher, Space};
+use hyperfleet_searchers::Space;
 use hyperfleet_train::{GangSpec, GroupId, LocalCluster, Reservation, WorkerEvent, WorkerHandle, WorkerKey};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -129,6 +129,12 @@ pub(crate) struct Trial {
     /// The trial was told to stop (or pause) at its last report and should end now.
     ending: bool,
     restore: Option<String>,
+    /// The scheduler's view of the last result.
+    last_sched: Option<hyperfleet_scheduler::SchedResult>,
+    /// Results recorded for this trial.
+    num_results: u64,
+    /// A donor's checkpoint is being cloned into this trial's folder.
+    cloning: bool,
 }
 
 pub(crate) struct Group {
@@ -147,7 +153,20 @@ pub(crate) struct Group {
 
 /// What the loop reacts to.
 pub(crate) enum Ev {
-    CheckpointSaved { group: GroupId, seq: u64, metrics: Map<String, Value>, saved: Result<String, String> },
+    CheckpointSaved {
+        group: GroupId,
+        seq: u64,
+        metrics: Map<String, Value>,
+        saved: Result<String, String>,
+    },
+    Cloned {
+        seq: u64,
+        donor: u64,
+        donor_iteration: u64,
+        config: Map<String, Value>,
+        note: String,
+        saved: Result<String, String>,
+    },
     CapacityFreed,
     StoreFailed(String),
 }
@@ -162,8 +181,7 @@ pub struct Controller {
     id_prefix: String,
     seed: u64,
     opts: RunOptions,
-    searcher: Box<dyn Searcher>,
-    scheduler: Box<dyn TrialScheduler>,
+    algo: algo::Algorithms,
     store: Store,
     store_thread: Option<crate::store::StoreThread>,
     cluster: LocalCluster,
@@ -312,7 +330,16 @@ impl Controller {
                         t.ending = true;
                         self.set_status(seq, Status::Pending, None, Some(why.to_string()));
                     } else {
-                        self.end_trial(seq, Status::Terminated, None, Some(why.to_string()));
+                        let last = t.last_result.clone();
+                        let score = last.as_ref().and_then(|m| self.experiment_score(m));
+                        self.end_trial(
+                            seq,
+                            Status::Terminated,
+                            None,
+                            Some(why.to_string()),
+                            hyperfleet_searchers::Outcome::Completed { score },
+                            hyperfleet_scheduler::TrialEnd::Completed,
+                        );
                     }
                 }
             }

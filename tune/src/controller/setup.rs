@@ -3,8 +3,7 @@
 use super::{Controller, Ev, Hooks, Shutdown, Status, Trial};
 use crate::spec::{Spec, SpecError, Validated};
 use crate::store::{self, Store};
-use hyperfleet_scheduler::{SchedResult, TrialEnd};
-use hyperfleet_searchers::{ConcurrencyLimiter, Observation, Outcome, Searcher, TrialId};
+use hyperfleet_searchers::{ConcurrencyLimiter, Searcher};
 use hyperfleet_train::{LocalCluster, NodeCapacity};
 use rand::Rng as _;
 use std::collections::{BTreeMap, VecDeque};
@@ -180,7 +179,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         .searcher_config()
         .build(v.space.clone(), spec.experiment.num_samples)
         .map_err(|e| SpecError { field: format!("search.{}", e.path), message: e.rule.clone() })?;
-    let mut searcher: Box<dyn Searcher> = if spec.search.max_concurrent > 0 {
+    let searcher: Box<dyn Searcher> = if spec.search.max_concurrent > 0 {
         Box::new(
             ConcurrencyLimiter::new(base, spec.search.max_concurrent, spec.search.batch)
                 .map_err(|e| SpecError { field: "search.max_concurrent".into(), message: e.to_string() })?,
@@ -188,60 +187,35 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     } else {
         Box::new(base)
     };
-    let mut scheduler = spec
+    let scheduler = spec
         .scheduler
         .build()
         .map_err(|e| SpecError { field: format!("scheduler.{}", e.field), message: e.message })?;
 
-    // Rebuild state: trials, then replay the log through the searcher and scheduler.
-    let mode = spec.experiment.mode;
-    let metric = spec.experiment.metric.clone();
-    let score_of = |m: &serde_json::Map<String, serde_json::Value>| -> Option<f64> {
-        let v = m.get(metric.as_deref()?)?.as_f64().filter(|x| !x.is_nan())?;
-        Some(mode?.score(v))
+    // Rebuild state: the algorithms by replaying the log in order, then the trials.
+    let sched_rng = {
+        use rand::SeedableRng;
+        let mut r = hyperfleet_scheduler::Rng::seed_from_u64(seed);
+        r.set_stream(u64::MAX); // apart from every trial's suggestion stream
+        r
     };
+    let mut algo = super::algo::Algorithms::new(searcher, scheduler, sched_rng);
     let mut trials = BTreeMap::new();
     let mut waiting = VecDeque::new();
-    for r in &rows {
-        let id = TrialId(r.seq);
-        searcher.on_trial_add(id, &r.config);
-        scheduler.on_trial_add(id);
-    }
+    let conn_ck = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
+    let mut results_per_trial: BTreeMap<u64, u64> = BTreeMap::new();
     if opts.resume {
-        let c = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
-        let mut st = c
-            .prepare("SELECT trial_seq, metrics FROM results ORDER BY id")
-            .map_err(|e| RunError::Store(e.to_string()))?;
-        let mut q = st.query([]).map_err(|e| RunError::Store(e.to_string()))?;
-        while let Some(row) = q.next().map_err(|e| RunError::Store(e.to_string()))? {
-            let seq: i64 = row.get(0).map_err(|e| RunError::Store(e.to_string()))?;
-            let m: String = row.get(1).map_err(|e| RunError::Store(e.to_string()))?;
-            let m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&m).unwrap_or_default();
-            let progress = m.get("training_iteration").and_then(|x| x.as_f64()).unwrap_or(0.0);
-            let score = score_of(&m);
-            searcher.on_result(TrialId(seq as u64), &Observation { score, progress });
-            let _ = scheduler.on_result(TrialId(seq as u64), &SchedResult { progress, score });
+        for row in store::load_log(&conn_ck).map_err(|e| RunError::Store(e.to_string()))? {
+            if row.kind == "result" {
+                *results_per_trial.entry(row.trial).or_insert(0) += 1;
+            }
+            algo.replay(&row);
         }
     }
-    let conn_ck = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
     for r in rows {
         let status = Status::parse(&r.status).unwrap_or(Status::Pending);
-        let score = r.last_result.as_ref().and_then(score_of);
-        match status {
-            Status::Terminated => {
-                let pruned = r.stop_reason.as_deref().is_some_and(|s| s.starts_with("scheduler"));
-                searcher.on_complete(
-                    TrialId(r.seq),
-                    &if pruned { Outcome::Pruned { score } } else { Outcome::Completed { score } },
-                );
-                scheduler
-                    .on_trial_complete(TrialId(r.seq), if pruned { TrialEnd::Stopped } else { TrialEnd::Completed });
-            }
-            Status::Error => {
-                searcher.on_complete(TrialId(r.seq), &Outcome::Failed);
-                scheduler.on_trial_complete(TrialId(r.seq), TrialEnd::Failed);
-            }
-            _ => waiting.push_back(r.seq),
+        if !status.is_final() {
+            waiting.push_back(r.seq);
         }
         let cks = store::load_checkpoints(&conn_ck, r.seq).map_err(|e| RunError::Store(e.to_string()))?;
         let ck_metric = spec.checkpoint.score_attribute.clone();
@@ -284,6 +258,9 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
                 last_report: Instant::now(),
                 ending: false,
                 restore,
+                last_sched: None,
+                num_results: results_per_trial.get(&r.seq).copied().unwrap_or(0),
+                cloning: false,
             },
         );
     }
@@ -302,8 +279,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
             exp_name,
             id_prefix,
             seed,
-            searcher,
-            scheduler,
+            algo,
             store,
             store_thread: Some(store_thread),
             cluster,
