@@ -109,3 +109,62 @@ def checks_durability(config):
             ).fetchone()[0]
         if n != i:
             raise AssertionError(f"report() returned before its result was committed: {n} != {i}")
+
+
+def learning_curve(config):
+    """A synthetic learning curve: loss falls towards a floor set by `q` (rank-consistent curves).
+
+    loss(t) = floor + (1 - floor) * t^-0.7 with floor = 0.1 + 0.9 * q (lower q is better).
+    Checkpoints at every step so paused trials resume where they stopped.
+    """
+    start = 0
+    ck = tune.get_checkpoint()
+    if ck is not None:
+        with open(os.path.join(ck.path, "t")) as f:
+            start = int(f.read())
+    floor = 0.1 + 0.9 * config["q"]
+    for t in range(start + 1, config.get("max_t", 27) + 1):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "t"), "w") as f:
+                f.write(str(t))
+            tune.report({"loss": floor + (1 - floor) * t ** -0.7}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def pbt_toy(config):
+    """Ray's PBT toy problem: accuracy grows fastest when lr tracks an optimum that moves with accuracy.
+
+    Deterministic noise (seeded by config['seed'], the trial's lineage step) so runs are repeatable.
+    """
+    import random
+
+    lr = config["lr"]
+    accuracy, step = 0.0, 1
+    ck = tune.get_checkpoint()
+    if ck is not None:
+        with open(os.path.join(ck.path, "state.json")) as f:
+            state = json.load(f)
+        accuracy, step = state["acc"], state["step"] + 1
+    midpoint, q_tolerance, noise_level = 100, 3, 2
+    while True:
+        rng = random.Random(config["seed"] * 1_000_003 + step * 7919 + int(lr * 1e9))
+        if accuracy < midpoint:
+            optimal_lr = 0.01 * accuracy / midpoint
+        else:
+            optimal_lr = 0.01 - 0.01 * (accuracy - midpoint) / midpoint
+        optimal_lr = min(0.01, max(0.001, optimal_lr))
+        q_err = max(lr, optimal_lr) / min(lr, optimal_lr)
+        if q_err < q_tolerance:
+            accuracy += (1.0 / q_err) * rng.random()
+        elif lr > optimal_lr:
+            accuracy -= (q_err - q_tolerance) * rng.random()
+        accuracy += noise_level * rng.gauss(0, 1)
+        accuracy = max(0.0, accuracy)
+        metrics = {"mean_accuracy": accuracy, "cur_lr": lr, "done": accuracy > midpoint * 2}
+        if step % config.get("checkpoint_interval", 5) == 0:
+            with tempfile.TemporaryDirectory() as d:
+                with open(os.path.join(d, "state.json"), "w") as f:
+                    json.dump({"acc": accuracy, "step": step}, f)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        else:
+            tune.report(metrics)
+        step += 1

@@ -78,8 +78,8 @@ class RunConfig:
         _check(self.verbose is None or self.verbose in (0, 1, 2, 3), "RunConfig(verbose=...)", "0, 1, 2 or 3", self.verbose)
         if isinstance(self.stop, Mapping):
             for k, v in self.stop.items():
-                _check(isinstance(v, (int, float)) and not isinstance(v, bool), f"RunConfig(stop={{{k!r}: ...}})",
-                       "a number (the trial stops once result[key] >= number)", v)
+                _check(isinstance(v, (int, float)), f"RunConfig(stop={{{k!r}: ...}})",
+                       "a number or bool (the trial stops once result[key] >= it)", v)
         elif self.stop is not None and not callable(self.stop):
             raise TypeError(f"RunConfig(stop=...): expected a dict, a Stopper or a function, got {type(self.stop).__name__}")
 

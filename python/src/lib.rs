@@ -38,13 +38,22 @@ fn to_py(e: RunError) -> PyErr {
 /// Calls into the Python driver's objects; each method takes the GIL only when a hook is set.
 struct PyHooks {
     obj: Py<PyAny>,
-    has: [bool; 8],
+    has: [bool; 9],
     /// Dropped when the controller ends, which wakes the waiting Python thread.
     _done: mpsc::Sender<()>,
 }
 
-const HOOKS: [&str; 8] =
-    ["stop_trial", "stop_all", "resolve", "trial_name", "on_result", "on_trial_end", "progress", "trial_dirname"];
+const HOOKS: [&str; 9] = [
+    "stop_trial",
+    "stop_all",
+    "resolve",
+    "trial_name",
+    "on_result",
+    "on_trial_end",
+    "progress",
+    "trial_dirname",
+    "explore",
+];
 
 impl PyHooks {
     fn call(
@@ -103,6 +112,28 @@ impl Hooks for PyHooks {
     fn trial_name(&mut self, trial_id: &str, config: &Map<String, Value>) -> Option<String> {
         let r = self.call(3, |py| pyo3::types::PyTuple::new(py, [trial_id.to_string(), js(config)]))?;
         Python::with_gil(|py| r.bind(py).extract::<Option<String>>().ok().flatten())
+    }
+    fn explore(&mut self, config: &mut Map<String, Value>) -> Result<(), String> {
+        if !self.has[8] {
+            return if hyperfleet_tune::controller::has_call(&Value::Object(config.clone())) {
+                Err("a mutation function is missing".into())
+            } else {
+                Ok(())
+            };
+        }
+        let out = Python::with_gil(|py| -> PyResult<String> {
+            self.obj.bind(py).call_method1("explore", (js(config),))?.extract::<String>()
+        });
+        match out {
+            Ok(s) => {
+                *config = serde_json::from_str(&s).map_err(|e| e.to_string())?;
+                Ok(())
+            }
+            Err(e) => Err(Python::with_gil(|py| {
+                let tb = e.traceback(py).and_then(|t| t.format().ok()).unwrap_or_default();
+                format!("{}\n{tb}", e.value(py))
+            })),
+        }
     }
     fn trial_dirname(&mut self, trial_id: &str, config: &Map<String, Value>) -> Option<String> {
         let r = self.call(7, |py| pyo3::types::PyTuple::new(py, [trial_id.to_string(), js(config)]))?;

@@ -277,6 +277,10 @@ fn show(i: &ExperimentInfo, json_out: bool) -> i32 {
         } else if let Some(r) = &t.stop_reason {
             note = format!("{note}  ({r})");
         }
+        if let Some(steps) = i.lineage.get(&t.seq) {
+            let last = steps.last().and_then(|s| s["donor"].as_str()).unwrap_or("?");
+            note = format!("{note}  [exploited {}x, last from {last}]", steps.len());
+        }
         println!("  {:<13} {:<10} {:>5} {:>12}  {}", t.trial_id, t.status, it, m, note);
     }
     0

@@ -22,6 +22,8 @@ pub struct ExperimentInfo {
     pub mode: Option<Mode>,
     /// Every trial in creation order.
     pub trials: Vec<TrialRow>,
+    /// PBT lineage: each trial's exploit steps in order (donor, iterations, configs, what was explored).
+    pub lineage: std::collections::BTreeMap<u64, Vec<Value>>,
 }
 
 /// Reading an experiment failed.
@@ -45,7 +47,19 @@ pub fn load(dir: &Path) -> Result<ExperimentInfo, QueryError> {
     let m = |k: &str| store::meta(&c, k).map_err(|e| QueryError::Store(format!("{}: {e}", db.display())));
     let spec: Option<crate::spec::Spec> = m("spec")?.and_then(|s| serde_json::from_str(&s).ok());
     let trials = store::load_trials(&c).map_err(|e| QueryError::Store(format!("{}: {e}", db.display())))?;
+    let mut lineage: std::collections::BTreeMap<u64, Vec<Value>> = std::collections::BTreeMap::new();
+    let mut st = c
+        .prepare("SELECT trial_seq, detail FROM events WHERE kind = 'exploit' ORDER BY id")
+        .map_err(|e| QueryError::Store(format!("{}: {e}", db.display())))?;
+    let rows = st
+        .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))
+        .map_err(|e| QueryError::Store(format!("{}: {e}", db.display())))?;
+    for row in rows.flatten() {
+        lineage.entry(row.0).or_default().push(serde_json::from_str(&row.1).unwrap_or(Value::Null));
+    }
+    drop(st);
     Ok(ExperimentInfo {
+        lineage,
         path: dir.to_path_buf(),
         name: m("name")?.unwrap_or_default(),
         status: m("status")?.unwrap_or_default(),
@@ -99,6 +113,7 @@ pub fn trial_json(info: &ExperimentInfo, t: &TrialRow) -> Value {
         "stop_reason": t.stop_reason,
         "path": info.path.join(&t.logdir),
         "checkpoint": t.latest_checkpoint.as_ref().map(|(_, p)| info.path.join(p)),
+        "lineage": info.lineage.get(&t.seq).cloned().unwrap_or_default(),
     })
 }
 

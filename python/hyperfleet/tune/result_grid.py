@@ -43,6 +43,8 @@ class Result:
     best_checkpoints: List[Tuple[Checkpoint, Dict[str, Any]]] = field(default_factory=list)
     trial_id: str = ""
     status: str = ""
+    stop_reason: Optional[str] = None
+    lineage: List[Dict[str, Any]] = field(default_factory=list)
     _db: str = ""
     _seq: int = -1
 
@@ -78,8 +80,11 @@ class ResultGrid:
             self._mode = mode or exp.get("mode")
             self._status = meta.get("status", "")
             trials = c.execute(
-                "SELECT seq, trial_id, config, status, error, traceback, logdir FROM trials ORDER BY seq"
+                "SELECT seq, trial_id, config, status, error, traceback, logdir, stop_reason FROM trials ORDER BY seq"
             ).fetchall()
+            lineage: Dict[int, List[Dict[str, Any]]] = {}
+            for seq, detail in c.execute("SELECT trial_seq, detail FROM events WHERE kind = 'exploit' ORDER BY id"):
+                lineage.setdefault(seq, []).append(json.loads(detail))
             last = dict(
                 c.execute(
                     "SELECT trial_seq, metrics FROM results WHERE id IN (SELECT max(id) FROM results GROUP BY trial_seq)"
@@ -91,7 +96,7 @@ class ResultGrid:
             ):
                 cks.setdefault(seq, []).append((path, json.loads(m)))
         self._results: List[Result] = []
-        for seq, tid, cfg, status, err, tb, logdir in trials:
+        for seq, tid, cfg, status, err, tb, logdir, stop_reason in trials:
             trial_cks = [(Checkpoint(os.path.join(self._path, p)), m) for p, m in cks.get(seq, [])]
             error: Optional[BaseException] = TrialError(err, tb or "") if status == "ERROR" else None
             self._results.append(
@@ -104,6 +109,8 @@ class ResultGrid:
                     best_checkpoints=trial_cks,
                     trial_id=tid,
                     status=status,
+                    stop_reason=stop_reason,
+                    lineage=lineage.get(seq, []),
                     _db=self._path,
                     _seq=seq,
                 )

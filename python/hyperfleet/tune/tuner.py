@@ -92,6 +92,9 @@ class _Hooks:
         self._callbacks = list(rc.callbacks or [])
         self._trials: Dict[str, _TrialView] = {}
         self._iteration = 0
+        sched = tc.scheduler
+        self._mutation_funcs = sched._callables() if hasattr(sched, "_callables") else []
+        self._custom_explore = sched._explore_fn() if hasattr(sched, "_explore_fn") else None
         self._name_creator = tc.trial_name_creator
         self._dirname_creator = tc.trial_dirname_creator
         self._display: Any = None
@@ -108,6 +111,8 @@ class _Hooks:
             self.on_result = None  # type: ignore[assignment]
         if not self._callbacks:
             self.on_trial_end = None  # type: ignore[assignment]
+        if not self._mutation_funcs and self._custom_explore is None:
+            self.explore = None  # type: ignore[assignment]
         if self._dirname_creator is None:
             self.trial_dirname = None  # type: ignore[assignment]
         if self._name_creator is None:
@@ -136,6 +141,25 @@ class _Hooks:
         view.config = json.loads(config_json)
         assert self._name_creator is not None
         return str(self._name_creator(view))
+
+    def explore(self, config_json: str) -> str:
+        funcs = self._mutation_funcs
+
+        def fill(v: Any, path: str) -> Any:
+            if isinstance(v, dict) and set(v) == {"$call"}:
+                return _json_value(funcs[v["$call"]](), path)
+            if isinstance(v, dict):
+                return {k: fill(x, f"{path}.{k}" if path else k) for k, x in v.items()}
+            return v
+
+        config = fill(json.loads(config_json), "")
+        if self._custom_explore is not None:
+            out = self._custom_explore(config)
+            if out is not None:
+                config = out
+            if not isinstance(config, dict):
+                raise TypeError(f"custom_explore_fn must return the config dict, got {type(config).__name__}")
+        return json.dumps(config, allow_nan=False)
 
     def trial_dirname(self, trial_id: str, config_json: str) -> Optional[str]:
         view = _TrialView(trial_id)
@@ -275,7 +299,7 @@ class Tuner:
             "space": space,
             "search": search,
             "scheduler": scheduler,
-            "stop": dict(rc.stop) if isinstance(rc.stop, dict) else {},
+            "stop": {k: float(v) for k, v in rc.stop.items()} if isinstance(rc.stop, dict) else {},
             "resources": dict(hyperfleet._cluster_resources),
             "checkpoint": (rc.checkpoint_config.to_spec() if rc.checkpoint_config else {}),
             "failure": (rc.failure_config.to_spec() if rc.failure_config else {}),

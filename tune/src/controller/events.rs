@@ -202,7 +202,8 @@ impl Controller {
         m.insert("time_total_s".into(), t.time_total.into());
         m.insert("timestamp".into(), (ts as i64).into());
         m.insert("trial_id".into(), t.id.clone().into());
-        m.insert("done".into(), false.into());
+        let user_done = m.get("done").and_then(Value::as_bool).unwrap_or(false);
+        m.insert("done".into(), user_done.into());
         m.insert("iterations_since_restore".into(), t.iterations_since_restore.into());
         m.insert("time_since_restore".into(), t.time_since_restore.into());
         m.entry("pid").or_insert(Value::from(self.groups[&gid].workers[0].as_ref().map(|w| w.pid).unwrap_or(0)));
@@ -247,8 +248,14 @@ impl Controller {
             .spec
             .stop
             .iter()
-            .find(|(k, v)| m.get(*k).and_then(Value::as_f64).is_some_and(|x| x >= **v))
+            .find(|(k, v)| {
+                let x = m.get(*k).and_then(|x| x.as_f64().or_else(|| x.as_bool().map(|b| if b { 1.0 } else { 0.0 })));
+                x.is_some_and(|x| x >= **v)
+            })
             .map(|(k, v)| format!("stop criterion {k} >= {v}"));
+        if reason.is_none() && m.get("done").and_then(Value::as_bool) == Some(true) {
+            reason = Some("the trial reported done".into());
+        }
         let id = self.trials[&seq].id.clone();
         if reason.is_none() && self.hooks.stop_trial(&id, &m) {
             reason = Some("stopper".into());
@@ -320,8 +327,14 @@ impl Controller {
             // It becomes runnable again once its group has let go of it (`trial_done` / `on_exit`)
             // and, after an exploit, once the donor's checkpoint is cloned.
             self.set_status(seq, Status::Paused, None, None);
-            if let Some((donor, config, note)) = exploit {
-                self.start_exploit(seq, donor, config, note);
+            if let Some((donor, mut config, note)) = exploit {
+                match self.hooks.explore(&mut config) {
+                    Ok(()) => self.start_exploit(seq, donor, config, note),
+                    Err(e) => {
+                        self.fail_experiment(format!("PBT explore failed for trial {id}: {e}"));
+                        self.stop_everything(false, "explore failed");
+                    }
+                }
             }
             self.arm_stop_timer(gid);
         }
@@ -564,16 +577,18 @@ impl Controller {
                 return;
             }
         };
-        let old = std::mem::replace(&mut t.config, config.clone());
+        t.config = config.clone();
         let from_iteration = t.iteration;
         t.iteration = donor_iteration;
         t.restore = Some(rel.clone());
         t.checkpoints.push(Ckpt { iteration: donor_iteration, rel: rel.clone(), score: None });
         let donor_id = self.trials[&donor].id.clone();
         let entry = self.algo.exploit(seq, donor, &config).to_string();
+        // As in Ray's policy files, `old_config` is the donor's: the model being continued was trained with it.
         let policy = json!({
             "trial_id": self.trials[&seq].id, "donor": donor_id, "donor_iteration": donor_iteration,
-            "iteration": from_iteration, "old_config": old, "new_config": config, "explore": note,
+            "iteration": from_iteration, "old_config": self.trials[&donor].config, "new_config": config,
+            "explore": note,
         });
         let cfg = serde_json::to_string(&config).unwrap_or_default();
         let line = policy.to_string();

@@ -21,6 +21,15 @@ pub trait Hooks: Send {
             Err("`sample_from` leaves need the Python API".into())
         }
     }
+    /// Finishes a PBT explore step: fills `{"$call": id}` leaves (Python mutation functions) and
+    /// applies `custom_explore_fn`.
+    fn explore(&mut self, config: &mut Map<String, Value>) -> Result<(), String> {
+        if has_call(&Value::Object(config.clone())) {
+            Err("hyperparam_mutations with functions need the Python API".into())
+        } else {
+            Ok(())
+        }
+    }
     /// A custom trial name (`trial_name_creator`).
     fn trial_name(&mut self, _trial_id: &str, _config: &Map<String, Value>) -> Option<String> {
         None
@@ -49,5 +58,14 @@ impl Hooks for TerminalHooks {
     }
     fn on_result(&mut self, trial_id: &str, result: &Map<String, Value>) {
         self.printer.result(trial_id, result);
+    }
+}
+
+/// Whether a config holds a `{"$call": id}` leaf left for the driver to fill.
+pub fn has_call(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key("$call") || m.values().any(has_call),
+        Value::Array(a) => a.iter().any(has_call),
+        _ => false,
     }
 }

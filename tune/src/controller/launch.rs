@@ -30,6 +30,7 @@ impl Controller {
                     if self.groups.get(&gid).is_some_and(|g| !g.started && g.trial.is_none() && idle.is_none()) {
                         self.retire_group(gid, false);
                     }
+                    self.end_stranded();
                     break;
                 }
             }
@@ -41,6 +42,30 @@ impl Controller {
             for id in idle {
                 self.retire_group(id, false);
             }
+        }
+    }
+
+    /// Paused trials that the scheduler declined while nothing runs and nothing new may start
+    /// would wait forever: they end here, TERMINATED, with the reason recorded.
+    fn end_stranded(&mut self) {
+        let stuck = self.running() == 0
+            && !self.waiting.is_empty()
+            && (self.searcher_done || !self.algo.scheduler.may_start_new_trial())
+            && !self.trials.values().any(|t| t.cloning);
+        if !stuck {
+            return;
+        }
+        for seq in std::mem::take(&mut self.waiting) {
+            let last = self.trials[&seq].last_result.clone();
+            let score = last.as_ref().and_then(|m| self.experiment_score(m));
+            self.end_trial(
+                seq,
+                Status::Terminated,
+                None,
+                Some("paused by the scheduler and not resumed before the experiment ended".into()),
+                hyperfleet_searchers::Outcome::Completed { score },
+                hyperfleet_scheduler::TrialEnd::Completed,
+            );
         }
     }
 

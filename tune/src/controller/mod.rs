@@ -11,7 +11,7 @@ mod hooks;
 mod launch;
 mod setup;
 
-pub use hooks::{Hooks, TerminalHooks};
+pub use hooks::{has_call, Hooks, TerminalHooks};
 pub use setup::{prepare, Prepared, RunError, RunOptions};
 
 use crate::progress::{Progress, TrialLine, MAX_ROWS};
