@@ -268,3 +268,44 @@ def test_a_worker_that_cannot_start_reports_its_own_output(tmp_path):
     assert t["status"] == "ERROR" and "exited with code 1" in t["error"]
     tb = query(str(tmp_path / "results/p"), "SELECT traceback FROM trials")[0][0]
     assert "No module named 'hyperfleet'" in tb
+
+
+def test_schedulers_from_the_experiment_file(tmp_path):
+    write(tmp_path, "curve.sh", """#!/bin/sh
+        # loss falls towards a floor set by q; one report per step; honours stop.
+        t=0
+        while [ $t -lt 27 ]; do
+          t=$((t + 1))
+          echo "@hyperfleet report {\\"loss\\": $(python3 -c "print(0.1 + 0.9 * $1 + (1 - 0.1 - 0.9 * $1) * $t ** -0.7)")}"
+          read reply
+          [ "$reply" = "stop" ] && exit 0
+        done
+        """, 0o755)
+    toml = write(tmp_path, "asha.toml", """
+        [experiment]
+        storage = "results"
+        metric = "loss"
+        mode = "min"
+        verbose = 0
+        [trainable]
+        command = ["./curve.sh", "{q}"]
+        [space]
+        q = { grid_search = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0] }
+        [scheduler]
+        kind = "asha"
+        max_t = 27
+        grace_period = 1
+        reduction_factor = 3
+        """)
+    r = tune("run", "asha.toml", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    show = json.loads(tune("show", "results/asha", "--json", cwd=tmp_path).stdout)
+    iters = {t["config"]["q"]: t["last_result"]["training_iteration"] for t in show["trials"]}
+    assert iters[0.0] == 27 and sum(iters.values()) < 6 * 27
+    assert any((t["stop_reason"] or "").startswith("scheduler: rung") for t in show["trials"])
+    toml.write_text(toml.read_text().replace("reduction_factor = 3", "reduction_factor = 1"))
+    r = tune("run", "asha.toml", "--name", "bad", cwd=tmp_path)
+    assert r.returncode == 2 and "reduction_factor" in r.stderr, r.stderr
+    toml.write_text(toml.read_text().replace("reduction_factor = 1", "reduction_factr = 3"))
+    r = tune("run", "asha.toml", "--name", "bad2", cwd=tmp_path)
+    assert r.returncode == 2 and "reduction_factr" in r.stderr and "asha.toml:" in r.stderr, r.stderr

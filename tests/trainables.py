@@ -133,9 +133,11 @@ def learning_curve(config):
 def pbt_toy(config):
     """Ray's PBT toy problem: accuracy grows fastest when lr tracks an optimum that moves with accuracy.
 
-    Deterministic noise (seeded by config['seed'], the trial's lineage step) so runs are repeatable.
+    Noise is seeded by config['seed'], the trial and the step, so runs repeat exactly while each
+    trial (a clone included) draws its own noise, as with Ray's unseeded generator.
     """
     import random
+    import zlib
 
     lr = config["lr"]
     accuracy, step = 0.0, 1
@@ -146,7 +148,8 @@ def pbt_toy(config):
         accuracy, step = state["acc"], state["step"] + 1
     midpoint, q_tolerance, noise_level = 100, 3, 2
     while True:
-        rng = random.Random(config["seed"] * 1_000_003 + step * 7919 + int(lr * 1e9))
+        trial = zlib.crc32(tune.get_context().get_trial_id().encode())
+        rng = random.Random(config["seed"] * 1_000_003 + step * 7919 + trial * 104_729)
         if accuracy < midpoint:
             optimal_lr = 0.01 * accuracy / midpoint
         else:

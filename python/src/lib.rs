@@ -113,7 +113,7 @@ impl Hooks for PyHooks {
         let r = self.call(3, |py| pyo3::types::PyTuple::new(py, [trial_id.to_string(), js(config)]))?;
         Python::with_gil(|py| r.bind(py).extract::<Option<String>>().ok().flatten())
     }
-    fn explore(&mut self, config: &mut Map<String, Value>) -> Result<(), String> {
+    fn explore(&mut self, config: &mut Map<String, Value>, custom: bool) -> Result<(), String> {
         if !self.has[8] {
             return if hyperfleet_tune::controller::has_call(&Value::Object(config.clone())) {
                 Err("a mutation function is missing".into())
@@ -122,7 +122,7 @@ impl Hooks for PyHooks {
             };
         }
         let out = Python::with_gil(|py| -> PyResult<String> {
-            self.obj.bind(py).call_method1("explore", (js(config),))?.extract::<String>()
+            self.obj.bind(py).call_method1("explore", (js(config), custom))?.extract::<String>()
         });
         match out {
             Ok(s) => {

@@ -21,8 +21,15 @@ pub mod pb2;
 pub mod pbt;
 pub mod pbt_replay;
 
+pub use asha::{Asha, AshaConfig};
+pub use asha_promotion::{AshaPromotion, AshaPromotionConfig};
 pub use fifo::FifoScheduler;
+pub use hyperband::{HyperBand, HyperBandConfig};
 pub use hyperfleet_searchers::{Config, Rng, TrialId};
+pub use median::{MedianStopping, MedianStoppingConfig};
+pub use pb2::{Pb2, Pb2Config};
+pub use pbt::{Pbt, PbtConfig};
+pub use pbt_replay::{PbtReplay, PbtReplayConfig};
 use serde::{Deserialize, Serialize};
 
 /// What the scheduler decides after a result.
@@ -103,15 +110,44 @@ pub trait TrialScheduler: Send {
     fn may_start_new_trial(&self) -> bool {
         true
     }
+    /// Whether the whole population should exist from the start (PBT: trials waiting for capacity
+    /// take turns, so they must be known before the first perturbation).
+    fn wants_population_up_front(&self) -> bool {
+        false
+    }
+    /// The searcher will propose no more trials (schedulers that wait for trials still to come stop waiting).
+    fn on_no_more_trials(&mut self) {}
+    /// Paused trials this scheduler has decided to stop (with the reason); the controller ends them.
+    fn take_stopped(&mut self) -> Vec<(TrialId, String)> {
+        Vec::new()
+    }
+    /// Fills hyperparameters the scheduler needs but a new trial's config lacks (PBT's mutations),
+    /// drawing from `rng`, before the trial is recorded.
+    fn fill_config(&mut self, _config: &mut Config, _rng: &mut Rng) {}
 }
 
-/// A scheduler as written in an experiment file or built by the Python API.
+/// A scheduler as written in an experiment file (`[scheduler] kind = "..."`) or built by the Python API.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SchedulerConfig {
     /// Run every trial to completion in creation order.
     #[default]
     Fifo,
+    /// Asynchronous successive halving with Ray's stopping rule.
+    Asha(asha::AshaConfig),
+    /// The ASHA paper's promotion algorithm (pause at rungs, promote the top 1/η).
+    AshaPromotion(asha_promotion::AshaPromotionConfig),
+    /// Synchronous HyperBand.
+    #[serde(rename = "hyperband")]
+    HyperBand(hyperband::HyperBandConfig),
+    /// The median stopping rule.
+    Median(median::MedianStoppingConfig),
+    /// Population-based training.
+    Pbt(pbt::PbtConfig),
+    /// Replays one trial's PBT schedule.
+    PbtReplay(pbt_replay::PbtReplayConfig),
+    /// Population-based bandits (GP-UCB explore).
+    Pb2(pb2::Pb2Config),
 }
 
 /// A scheduler configuration that cannot be built.
@@ -127,18 +163,60 @@ pub struct SchedulerConfigError {
 impl SchedulerConfig {
     /// Validates the configuration and builds the runtime scheduler.
     pub fn build(&self) -> Result<Box<dyn TrialScheduler>, SchedulerConfigError> {
-        match self {
-            SchedulerConfig::Fifo => Ok(Box::new(FifoScheduler)),
-        }
+        Ok(match self {
+            SchedulerConfig::Fifo => Box::new(FifoScheduler),
+            SchedulerConfig::Asha(c) => Box::new(c.build()?),
+            SchedulerConfig::AshaPromotion(c) => Box::new(c.build()?),
+            SchedulerConfig::HyperBand(c) => Box::new(c.build()?),
+            SchedulerConfig::Median(c) => Box::new(c.build()?),
+            SchedulerConfig::Pbt(c) => Box::new(c.build()?),
+            SchedulerConfig::PbtReplay(c) => Box::new(c.build()?),
+            SchedulerConfig::Pb2(c) => Box::new(c.build()?),
+        })
     }
 
     /// The result key that measures progress (`time_attr`).
     pub fn time_attr(&self) -> &str {
-        "training_iteration"
+        match self {
+            SchedulerConfig::Fifo => "training_iteration",
+            SchedulerConfig::Asha(c) => c.time_attr(),
+            SchedulerConfig::AshaPromotion(c) => c.time_attr(),
+            SchedulerConfig::HyperBand(c) => c.time_attr(),
+            SchedulerConfig::Median(c) => c.time_attr(),
+            SchedulerConfig::Pbt(c) => c.time_attr(),
+            SchedulerConfig::PbtReplay(c) => c.time_attr(),
+            SchedulerConfig::Pb2(c) => c.time_attr(),
+        }
     }
 
     /// The scheduler's own metric and whether higher is better, when it overrides the experiment's.
     pub fn objective(&self) -> Option<(&str, bool)> {
-        None
+        match self {
+            SchedulerConfig::Fifo => None,
+            SchedulerConfig::Asha(c) => c.objective(),
+            SchedulerConfig::AshaPromotion(c) => c.objective(),
+            SchedulerConfig::HyperBand(c) => c.objective(),
+            SchedulerConfig::Median(c) => c.objective(),
+            SchedulerConfig::Pbt(c) => c.objective(),
+            SchedulerConfig::PbtReplay(c) => c.objective(),
+            SchedulerConfig::Pb2(c) => c.objective(),
+        }
+    }
+
+    /// Whether the scheduler needs the driver's Python explore function (`custom_explore_fn`).
+    pub fn needs_python(&self) -> bool {
+        match self {
+            SchedulerConfig::Pbt(c) => c.custom_explore_fn || has_callable(&c.hyperparam_mutations),
+            SchedulerConfig::Pb2(c) => c.custom_explore_fn,
+            _ => false,
+        }
+    }
+}
+
+/// Whether a mutation table holds a `{"$callable": id}` leaf (a Python function).
+fn has_callable(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(m) => m.contains_key("$callable") || m.values().any(has_callable),
+        _ => false,
     }
 }

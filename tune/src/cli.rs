@@ -158,6 +158,13 @@ fn run(
         eprintln!("error: {e}");
         return EXIT_BAD_INPUT;
     }
+    if spec.scheduler.needs_python() {
+        eprintln!(
+            "error: {}: [scheduler] custom_explore_fn and function-valued hyperparam_mutations need the Python API (Tuner)",
+            file.display()
+        );
+        return EXIT_BAD_INPUT;
+    }
     let mut opts = RunOptions::new();
     opts.resume = resume;
     opts.handle_signals = true;

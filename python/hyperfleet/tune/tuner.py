@@ -142,7 +142,7 @@ class _Hooks:
         assert self._name_creator is not None
         return str(self._name_creator(view))
 
-    def explore(self, config_json: str) -> str:
+    def explore(self, config_json: str, custom: bool) -> str:
         funcs = self._mutation_funcs
 
         def fill(v: Any, path: str) -> Any:
@@ -153,7 +153,7 @@ class _Hooks:
             return v
 
         config = fill(json.loads(config_json), "")
-        if self._custom_explore is not None:
+        if custom and self._custom_explore is not None:
             out = self._custom_explore(config)
             if out is not None:
                 config = out

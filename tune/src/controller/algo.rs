@@ -102,6 +102,12 @@ impl Algorithms {
                "last": last.map(|l| json!({"progress": l.progress, "score": score_json(l.score), "queued": l.queued}))})
     }
 
+    /// The searcher is exhausted; returns the log entry.
+    pub(crate) fn no_more_trials(&mut self) -> Value {
+        self.scheduler.on_no_more_trials();
+        json!({})
+    }
+
     /// Applies one stored log entry, as it was applied live.
     pub(crate) fn replay(&mut self, row: &LogRow) {
         let d = &row.detail;
@@ -123,6 +129,9 @@ impl Algorithms {
                 let config = d["config"].as_object().cloned().unwrap_or_default();
                 let donor = d["donor"].as_u64().unwrap_or(0);
                 self.exploit(row.trial, donor, &config);
+            }
+            "no_more" => {
+                self.no_more_trials();
             }
             "end" => {
                 let score = num(&d["score"]);

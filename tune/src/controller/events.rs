@@ -328,7 +328,7 @@ impl Controller {
             // and, after an exploit, once the donor's checkpoint is cloned.
             self.set_status(seq, Status::Paused, None, None);
             if let Some((donor, mut config, note)) = exploit {
-                match self.hooks.explore(&mut config) {
+                match self.hooks.explore(&mut config, true) {
                     Ok(()) => self.start_exploit(seq, donor, config, note),
                     Err(e) => {
                         self.fail_experiment(format!("PBT explore failed for trial {id}: {e}"));

@@ -21,9 +21,9 @@ pub trait Hooks: Send {
             Err("`sample_from` leaves need the Python API".into())
         }
     }
-    /// Finishes a PBT explore step: fills `{"$call": id}` leaves (Python mutation functions) and
-    /// applies `custom_explore_fn`.
-    fn explore(&mut self, config: &mut Map<String, Value>) -> Result<(), String> {
+    /// Fills `{"$call": id}` leaves (Python mutation functions) and, with `custom`, applies
+    /// `custom_explore_fn` (the end of a PBT explore step).
+    fn explore(&mut self, config: &mut Map<String, Value>, _custom: bool) -> Result<(), String> {
         if has_call(&Value::Object(config.clone())) {
             Err("hyperparam_mutations with functions need the Python API".into())
         } else {

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 impl Controller {
     /// Starts trials while capacity, the concurrency cap and the searcher allow.
     pub(crate) fn fill(&mut self) {
+        self.end_scheduler_stopped();
+        if self.algo.scheduler.wants_population_up_front() {
+            self.create_population();
+        }
         while !self.stop_new && self.running() < self.max_concurrent {
             if !self.has_more_work() {
                 break;
@@ -41,6 +45,58 @@ impl Controller {
                 self.groups.iter().filter(|(_, g)| g.trial.is_none() && !g.retiring).map(|(id, _)| *id).collect();
             for id in idle {
                 self.retire_group(id, false);
+            }
+        }
+    }
+
+    /// Creates every trial the searcher has (up to a bound) as PENDING, so a population-based
+    /// scheduler sees the whole population and time-multiplexes it over the capacity.
+    fn create_population(&mut self) {
+        const MAX_PENDING: usize = 1000;
+        while !self.stop_new && !self.searcher_done && self.waiting.len() < MAX_PENDING {
+            let seq = self.next_seq;
+            match self.suggest_new() {
+                Some(s) => {
+                    debug_assert_eq!(s, seq);
+                    self.waiting.push_back(s);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The searcher has nothing more: tell the scheduler (through the log) once.
+    fn searcher_exhausted(&mut self) {
+        if self.searcher_done {
+            return;
+        }
+        self.searcher_done = true;
+        let entry = self.algo.no_more_trials().to_string();
+        self.store.write(move |c| crate::store::append_log(c, 0, "no_more", &entry), None);
+    }
+
+    /// Trials the scheduler stopped while they were paused (HyperBand's losers) end now.
+    pub(crate) fn end_scheduler_stopped(&mut self) {
+        loop {
+            let stopped = self.algo.scheduler.take_stopped();
+            if stopped.is_empty() {
+                return;
+            }
+            for (TrialId(seq), why) in stopped {
+                let Some(t) = self.trials.get(&seq) else { continue };
+                if t.status.is_final() {
+                    continue;
+                }
+                self.waiting.retain(|s| *s != seq);
+                let score = t.last_result.clone().as_ref().and_then(|m| self.experiment_score(m));
+                self.end_trial(
+                    seq,
+                    Status::Terminated,
+                    None,
+                    Some(format!("scheduler: {why}")),
+                    hyperfleet_searchers::Outcome::Pruned { score },
+                    hyperfleet_scheduler::TrialEnd::Stopped,
+                );
             }
         }
     }
@@ -85,6 +141,11 @@ impl Controller {
         if self.searcher_done || !self.algo.scheduler.may_start_new_trial() {
             return None;
         }
+        self.suggest_new()
+    }
+
+    /// Asks the searcher for one new trial and creates it.
+    fn suggest_new(&mut self) -> Option<u64> {
         let seq = self.next_seq;
         let mut rng = hyperfleet_searchers::trial_rng(self.seed, TrialId(seq));
         match self.algo.searcher.suggest(TrialId(seq), &mut rng) {
@@ -98,6 +159,15 @@ impl Controller {
                     self.stop_new = true;
                     return None;
                 }
+                // PBT-style schedulers fill hyperparameters the config lacks, from a stream of their own.
+                let mut fill_rng = hyperfleet_searchers::trial_rng(self.seed, TrialId(seq | (1 << 63)));
+                self.algo.scheduler.fill_config(&mut config, &mut fill_rng);
+                if crate::controller::has_call(&Value::Object(config.clone())) {
+                    if let Err(e) = self.hooks.explore(&mut config, false) {
+                        self.fail_experiment(format!("filling hyperparam_mutations failed: {e}"));
+                        return None;
+                    }
+                }
                 self.next_seq += 1;
                 self.create_trial(seq, config);
                 Some(seq)
@@ -105,12 +175,12 @@ impl Controller {
             Suggestion::Wait => {
                 if self.running() == 0 && self.waiting.is_empty() {
                     // Nothing runs that could unblock the searcher.
-                    self.searcher_done = true;
+                    self.searcher_exhausted();
                 }
                 None
             }
             Suggestion::Exhausted => {
-                self.searcher_done = true;
+                self.searcher_exhausted();
                 None
             }
         }

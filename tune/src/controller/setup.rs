@@ -211,6 +211,8 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
             }
             algo.replay(&row);
         }
+        // Decisions replay already made and the store already holds.
+        let _ = algo.scheduler.take_stopped();
     }
     for r in rows {
         let status = Status::parse(&r.status).unwrap_or(Status::Pending);

@@ -1,0 +1,376 @@
+//! The population bookkeeping PBT and PB2 share: perturbation boundaries, the quantile split,
+//! donor choice and time-multiplexing. Ray's rules (`pbt.py`), with these choices made explicit:
+//!
+//! - A trial is compared on its latest reported score. Ray keeps the score of each trial's last
+//!   perturbation boundary, so a trial at its boundary is compared with scores up to one interval
+//!   old: in a population running in step, the first trials to report always look best and the
+//!   last ones worst. Finished trials and trials without a score yet are not ranked.
+//! - A NaN score ranks below every number, so a diverged trial is the first to be replaced.
+//! - The quantile size is `ceil(n · quantile_fraction)`, at most `floor(n / 2)`; fewer than two
+//!   ranked trials means no split. Ties keep trial-id order (Ray keeps insertion order).
+//! - A donor is drawn uniformly among the top-quantile trials that have a checkpoint (Ray draws
+//!   among all of them and skips the exploit when the draw has none).
+
+use crate::{Config, Rng, SchedResult, SchedulerConfigError, TrialId, TrialView};
+use rand::Rng as _;
+use std::collections::BTreeMap;
+
+/// What the scheduler knows of one member of the population.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Member {
+    /// Its latest config (updated on every result and on exploit).
+    pub config: Config,
+    /// Whether it has ever had a checkpoint (a donor needs one).
+    pub has_checkpoint: bool,
+    /// Its latest score, higher is better.
+    pub last_score: Option<f64>,
+    /// Its progress at its last perturbation boundary (Ray's `last_train_time`).
+    pub last_train_time: f64,
+    /// Its progress when it was last considered for perturbation.
+    pub last_perturbation_time: f64,
+    /// Its latest reported progress.
+    pub progress: f64,
+    /// Whether it has ended.
+    pub finished: bool,
+}
+
+impl Member {
+    fn new(config: &Config, has_checkpoint: bool) -> Self {
+        Member {
+            config: config.clone(),
+            has_checkpoint,
+            last_score: None,
+            last_train_time: 0.0,
+            last_perturbation_time: 0.0,
+            progress: 0.0,
+            finished: false,
+        }
+    }
+}
+
+/// What the population rule says about one result.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Step {
+    /// Not at a boundary (or ignored): keep running.
+    Continue,
+    /// The result breaks `require_attrs`.
+    Stop(String),
+    /// At a perturbation boundary: `donor` is set when the trial should exploit it, `pause` when
+    /// it should yield its slot to waiting trials.
+    Boundary {
+        /// The top-quantile trial to clone, when this one is in the bottom quantile.
+        donor: Option<TrialId>,
+        /// Whether to pause (trials are queued and no exploit happens).
+        pause: bool,
+    },
+}
+
+/// The population: one record per trial, ordered by id.
+#[derive(Clone, Debug)]
+pub(crate) struct Population {
+    interval: f64,
+    burn_in: f64,
+    quantile_fraction: f64,
+    require_attrs: bool,
+    members: BTreeMap<TrialId, Member>,
+}
+
+impl Population {
+    /// A population with the given perturbation rules (validated by the caller).
+    pub fn new(interval: f64, burn_in: f64, quantile_fraction: f64, require_attrs: bool) -> Self {
+        Population { interval, burn_in, quantile_fraction, require_attrs, members: BTreeMap::new() }
+    }
+
+    /// Records a trial (or refreshes one replayed from the store).
+    pub fn add(&mut self, trial: &TrialView<'_>) {
+        self.observe(trial);
+    }
+
+    fn observe(&mut self, trial: &TrialView<'_>) -> &mut Member {
+        let m = self.members.entry(trial.id).or_insert_with(|| Member::new(trial.config, trial.has_checkpoint));
+        if &m.config != trial.config {
+            m.config = trial.config.clone();
+        }
+        m.has_checkpoint |= trial.has_checkpoint;
+        m
+    }
+
+    /// Applies Ray's per-result rule: skip results without the metric, wait for burn-in and the
+    /// perturbation interval, then rank and pick a donor for a bottom-quantile trial.
+    pub fn on_result(&mut self, trial: &TrialView<'_>, r: &SchedResult, rng: &mut Rng) -> Step {
+        let (interval, burn_in, require_attrs) = (self.interval, self.burn_in, self.require_attrs);
+        let m = self.observe(trial);
+        if r.progress.is_finite() {
+            m.progress = r.progress;
+        }
+        let Some(score) = r.score else {
+            return if require_attrs {
+                Step::Stop("the result lacks the scheduler's metric (require_attrs = true)".into())
+            } else {
+                Step::Continue
+            };
+        };
+        m.last_score = Some(score);
+        let t = r.progress;
+        if !t.is_finite() || t < burn_in || t - m.last_perturbation_time < interval {
+            return Step::Continue;
+        }
+        m.last_train_time = t;
+        m.last_perturbation_time = t;
+        let has_checkpoint = m.has_checkpoint;
+        let (lower, upper) = self.quantiles();
+        let donor = if lower.contains(&trial.id) { self.pick_donor(&upper, trial.id, rng) } else { None };
+        let pause = donor.is_none() && r.queued > 0 && has_checkpoint;
+        Step::Boundary { donor, pause }
+    }
+
+    /// The bottom and top quantiles (worst first, best last), each of the same size.
+    pub fn quantiles(&self) -> (Vec<TrialId>, Vec<TrialId>) {
+        let mut ranked: Vec<(TrialId, f64)> = self
+            .members
+            .iter()
+            .filter(|(_, m)| !m.finished)
+            .filter_map(|(&id, m)| m.last_score.map(|s| (id, if s.is_nan() { f64::NEG_INFINITY } else { s })))
+            .collect();
+        if ranked.len() <= 1 {
+            return (Vec::new(), Vec::new());
+        }
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let n = ranked.len();
+        // The tiny slack keeps e.g. 10 × 0.3 from rounding up to 4.
+        let k = ((n as f64 * self.quantile_fraction - 1e-9).ceil().max(0.0) as usize).min(n / 2);
+        let ids: Vec<TrialId> = ranked.into_iter().map(|(id, _)| id).collect();
+        (ids[..k].to_vec(), ids[n - k..].to_vec())
+    }
+
+    fn pick_donor(&self, upper: &[TrialId], trial: TrialId, rng: &mut Rng) -> Option<TrialId> {
+        let eligible: Vec<TrialId> = upper
+            .iter()
+            .copied()
+            .filter(|id| *id != trial && self.members.get(id).is_some_and(|m| m.has_checkpoint && !m.finished))
+            .collect();
+        if eligible.is_empty() {
+            return None;
+        }
+        Some(eligible[rng.random_range(0..eligible.len() as u64) as usize])
+    }
+
+    /// Records that `trial` now continues from `donor`'s checkpoint with `config`: it takes over
+    /// the donor's boundary times (as Ray) and progress. It keeps its own (low) score until it
+    /// reports again, so it is not picked as a donor before its clone is in place.
+    pub fn exploited(&mut self, trial: TrialId, donor: TrialId, config: Config) {
+        let Some(d) = self.members.get(&donor) else { return };
+        let (perturbed, trained, progress) = (d.last_perturbation_time, d.last_train_time, d.progress);
+        if let Some(m) = self.members.get_mut(&trial) {
+            m.config = config;
+            m.has_checkpoint = true;
+            m.last_perturbation_time = perturbed;
+            m.last_train_time = trained;
+            m.progress = progress;
+        }
+    }
+
+    /// The member record of `trial`.
+    pub fn member(&self, trial: TrialId) -> Option<&Member> {
+        self.members.get(&trial)
+    }
+
+    /// Marks a trial as ended: it is no longer ranked nor chosen as a donor.
+    pub fn complete(&mut self, trial: TrialId) {
+        if let Some(m) = self.members.get_mut(&trial) {
+            m.finished = true;
+        }
+    }
+
+    /// Ray's fair share: the waiting trial with the least progress (the first one on ties).
+    pub fn choose(&self, waiting: &[TrialId]) -> Option<TrialId> {
+        let progress = |id: &TrialId| self.members.get(id).map_or(0.0, |m| m.progress);
+        let mut best: Option<(TrialId, f64)> = None;
+        for id in waiting {
+            let p = progress(id);
+            match best {
+                Some((_, b)) if b <= p => {}
+                _ => best = Some((*id, p)),
+            }
+        }
+        best.map(|(id, _)| id)
+    }
+}
+
+/// A config error for `field`.
+pub(crate) fn config_error(field: impl Into<String>, message: impl Into<String>) -> SchedulerConfigError {
+    SchedulerConfigError { field: field.into(), message: message.into() }
+}
+
+/// Checks the optional `metric`/`mode` override: both or neither, mode `min` or `max`.
+pub(crate) fn check_objective(metric: Option<&str>, mode: Option<&str>) -> Result<(), SchedulerConfigError> {
+    match (metric, mode) {
+        (None, None) => Ok(()),
+        (Some(""), _) => Err(config_error("metric", "expected a non-empty result key")),
+        (_, Some(m)) if m != "min" && m != "max" => {
+            Err(config_error("mode", format!("expected \"min\" or \"max\", got {m:?}")))
+        }
+        (Some(_), Some(_)) => Ok(()),
+        (Some(_), None) => Err(config_error("mode", "expected \"min\" or \"max\" alongside metric")),
+        (None, Some(_)) => Err(config_error("metric", "expected a result key alongside mode")),
+    }
+}
+
+/// The override as `(metric, higher_is_better)`, when both are given.
+pub(crate) fn objective<'a>(metric: Option<&'a str>, mode: Option<&str>) -> Option<(&'a str, bool)> {
+    Some((metric?, mode? == "max"))
+}
+
+/// Checks the settings both PBT and PB2 take.
+pub(crate) fn check_common(
+    time_attr: &str,
+    interval: f64,
+    quantile_fraction: f64,
+    synch: bool,
+) -> Result<(), SchedulerConfigError> {
+    if time_attr.is_empty() {
+        return Err(config_error("time_attr", "expected a non-empty result key"));
+    }
+    if !(interval.is_finite() && interval > 0.0) {
+        return Err(config_error("perturbation_interval", format!("expected a number > 0, got {interval}")));
+    }
+    if !(0.0..=0.5).contains(&quantile_fraction) {
+        return Err(config_error(
+            "quantile_fraction",
+            format!("expected a number in [0, 0.5], got {quantile_fraction}"),
+        ));
+    }
+    if synch {
+        return Err(config_error(
+            "synch",
+            "synchronous mode is not supported: a scheduler decision only redirects the trial that \
+             reports, so trials already paused at the barrier could not be exploited; use synch = false",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn feed(p: &mut Population, id: u64, progress: f64, score: f64, ckpt: bool, rng: &mut Rng) -> Step {
+        let cfg = Config::new();
+        let view = TrialView { id: TrialId(id), config: &cfg, has_checkpoint: ckpt };
+        p.on_result(&view, &SchedResult { progress, score: Some(score), queued: 0 }, rng)
+    }
+
+    fn ids(v: &[u64]) -> Vec<TrialId> {
+        v.iter().map(|&i| TrialId(i)).collect()
+    }
+
+    #[test]
+    fn quantile_split_by_hand() {
+        // Scores 0.5, 0.1, 0.9, 0.3, NaN, 0.7, 0.2, 0.8: sorted ascending (NaN lowest) the ids
+        // are 4, 1, 6, 3, 0, 5, 7, 2; ceil(8 × 0.25) = 2 per quantile.
+        let mut p = Population::new(1.0, 0.0, 0.25, true);
+        let mut rng = Rng::seed_from_u64(0);
+        for (id, s) in [0.5, 0.1, 0.9, 0.3, f64::NAN, 0.7, 0.2, 0.8].into_iter().enumerate() {
+            feed(&mut p, id as u64, 1.0, s, true, &mut rng);
+        }
+        assert_eq!(p.quantiles(), (ids(&[4, 1]), ids(&[7, 2])));
+        // With 0.5 the halves split 4/4; with 0.3, ceil(2.4) = 3; with 0.0 nothing moves.
+        p.quantile_fraction = 0.5;
+        assert_eq!(p.quantiles(), (ids(&[4, 1, 6, 3]), ids(&[0, 5, 7, 2])));
+        p.quantile_fraction = 0.3;
+        assert_eq!(p.quantiles(), (ids(&[4, 1, 6]), ids(&[5, 7, 2])));
+        p.quantile_fraction = 0.0;
+        assert_eq!(p.quantiles(), (vec![], vec![]));
+        // Finished trials leave the ranking: 7 left; ceil(1.75) = 2.
+        p.quantile_fraction = 0.25;
+        p.complete(TrialId(2));
+        assert_eq!(p.quantiles(), (ids(&[4, 1]), ids(&[5, 7])));
+    }
+
+    #[test]
+    fn three_trials_make_one_each_and_one_trial_none() {
+        let mut p = Population::new(1.0, 0.0, 0.5, true);
+        let mut rng = Rng::seed_from_u64(0);
+        feed(&mut p, 0, 1.0, 3.0, true, &mut rng);
+        assert_eq!(p.quantiles(), (vec![], vec![]));
+        feed(&mut p, 1, 1.0, 1.0, true, &mut rng);
+        feed(&mut p, 2, 1.0, 2.0, true, &mut rng);
+        // ceil(1.5) = 2 > floor(3 / 2) = 1.
+        assert_eq!(p.quantiles(), (ids(&[1]), ids(&[0])));
+    }
+
+    #[test]
+    fn boundaries_respect_interval_and_burn_in() {
+        let mut p = Population::new(5.0, 12.0, 0.5, true);
+        let mut rng = Rng::seed_from_u64(0);
+        assert_eq!(feed(&mut p, 0, 5.0, 1.0, true, &mut rng), Step::Continue, "burn-in");
+        assert!(matches!(feed(&mut p, 0, 12.0, 1.0, true, &mut rng), Step::Boundary { .. }));
+        assert_eq!(feed(&mut p, 0, 16.0, 1.0, true, &mut rng), Step::Continue, "16 - 12 < 5");
+        assert!(matches!(feed(&mut p, 0, 17.0, 1.0, true, &mut rng), Step::Boundary { .. }));
+        assert_eq!(p.member(TrialId(0)).unwrap().last_perturbation_time, 17.0);
+    }
+
+    #[test]
+    fn donors_need_a_checkpoint() {
+        let mut p = Population::new(1.0, 0.0, 0.5, true);
+        let mut rng = Rng::seed_from_u64(3);
+        // Top half: 2 and 3, only 3 has a checkpoint.
+        feed(&mut p, 2, 1.0, 9.0, false, &mut rng);
+        feed(&mut p, 3, 1.0, 8.0, true, &mut rng);
+        feed(&mut p, 1, 1.0, 2.0, true, &mut rng);
+        for round in 1..=20 {
+            let Step::Boundary { donor, .. } = feed(&mut p, 0, f64::from(round), 1.0, true, &mut rng) else {
+                panic!("boundary expected");
+            };
+            assert_eq!(donor, Some(TrialId(3)));
+        }
+        p.complete(TrialId(3));
+        let step = feed(&mut p, 0, 100.0, 1.0, true, &mut rng);
+        assert_eq!(step, Step::Boundary { donor: None, pause: false }, "no eligible donor: continue");
+    }
+
+    #[test]
+    fn missing_metric_follows_require_attrs_and_pause_needs_queue() {
+        let cfg = Config::new();
+        let view = TrialView { id: TrialId(0), config: &cfg, has_checkpoint: true };
+        let mut rng = Rng::seed_from_u64(0);
+        let none = SchedResult { progress: 1.0, score: None, queued: 0 };
+        assert!(matches!(Population::new(1.0, 0.0, 0.25, true).on_result(&view, &none, &mut rng), Step::Stop(_)));
+        assert_eq!(Population::new(1.0, 0.0, 0.25, false).on_result(&view, &none, &mut rng), Step::Continue);
+        let queued = SchedResult { progress: 1.0, score: Some(1.0), queued: 2 };
+        let mut p = Population::new(1.0, 0.0, 0.25, true);
+        assert_eq!(p.on_result(&view, &queued, &mut rng), Step::Boundary { donor: None, pause: true });
+    }
+
+    #[test]
+    fn exploit_transfers_times_and_choose_prefers_least_progress() {
+        let mut p = Population::new(1.0, 0.0, 0.5, true);
+        let mut rng = Rng::seed_from_u64(0);
+        feed(&mut p, 0, 7.0, 9.0, true, &mut rng);
+        feed(&mut p, 1, 3.0, 1.0, true, &mut rng);
+        feed(&mut p, 2, 5.0, 1.0, true, &mut rng);
+        assert_eq!(p.choose(&ids(&[0, 2, 1])), Some(TrialId(1)));
+        assert_eq!(p.choose(&ids(&[9, 1])), Some(TrialId(9)), "never seen: progress 0");
+        assert_eq!(p.choose(&[]), None);
+        p.exploited(TrialId(1), TrialId(0), Config::new());
+        let m = p.member(TrialId(1)).unwrap();
+        assert_eq!((m.last_perturbation_time, m.last_train_time, m.progress), (7.0, 7.0, 7.0));
+        assert_eq!(p.choose(&ids(&[0, 2, 1])), Some(TrialId(2)));
+    }
+
+    #[test]
+    fn objective_rules() {
+        assert!(check_objective(None, None).is_ok());
+        assert!(check_objective(Some("loss"), Some("min")).is_ok());
+        assert_eq!(check_objective(Some("loss"), Some("best")).unwrap_err().field, "mode");
+        assert_eq!(check_objective(Some("loss"), None).unwrap_err().field, "mode");
+        assert_eq!(check_objective(None, Some("max")).unwrap_err().field, "metric");
+        assert_eq!(objective(Some("acc"), Some("max")), Some(("acc", true)));
+        assert_eq!(objective(None, None), None);
+        assert_eq!(check_common("t", 0.0, 0.25, false).unwrap_err().field, "perturbation_interval");
+        assert_eq!(check_common("t", 1.0, 0.6, false).unwrap_err().field, "quantile_fraction");
+        assert_eq!(check_common("t", 1.0, 0.25, true).unwrap_err().field, "synch");
+        assert_eq!(check_common("", 1.0, 0.25, false).unwrap_err().field, "time_attr");
+    }
+}

@@ -1,0 +1,142 @@
+"""End-to-end: schedulers driven by the controller on real worker processes."""
+
+import json
+import os
+import statistics
+
+import pytest
+from conftest import query
+
+import trainables
+from hyperfleet import tune
+from hyperfleet.tune import schedulers
+
+
+def fit(storage, trainable, space, name, scheduler=None, **kw):
+    rc = {k: kw.pop(k) for k in list(kw) if k in ("stop", "checkpoint_config")}
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(scheduler=scheduler, **kw),
+        run_config=tune.RunConfig(name=name, storage_path=storage, verbose=0, **rc),
+    ).fit()
+
+
+def total_iterations(grid):
+    return sum(r.metrics["training_iteration"] for r in grid)
+
+
+CURVES = {"q": tune.grid_search([i / 26 for i in range(27)]), "max_t": 27}
+
+
+def test_asha_uses_a_third_of_fifo_and_finds_the_same_best(storage):
+    fifo = fit(storage, trainables.learning_curve, CURVES, "fifo", metric="loss", mode="min")
+    asha = fit(storage, trainables.learning_curve, CURVES, "asha", metric="loss", mode="min",
+               scheduler=schedulers.ASHAScheduler(max_t=27, grace_period=1, reduction_factor=3))
+    assert total_iterations(fifo) == 27 * 27
+    assert total_iterations(asha) <= total_iterations(fifo) / 3
+    best_fifo = fifo.get_best_result().metrics["loss"]
+    best_asha = asha.get_best_result().metrics["loss"]
+    assert best_asha <= best_fifo * 1.05
+    early = [r for r in asha if r.metrics["training_iteration"] < 27]
+    assert early and all(r.stop_reason.startswith("scheduler: rung") and "cut-off" in r.stop_reason for r in early)
+    show = query(asha.experiment_path, "SELECT count(*) FROM trials WHERE stop_reason LIKE 'scheduler: rung%'")
+    assert show[0][0] == len(early)
+
+
+def test_asha_promotion_pauses_and_resumes_from_checkpoints(storage):
+    grid = fit(storage, trainables.learning_curve, CURVES, "promo", metric="loss", mode="min",
+               scheduler=schedulers.ASHAPromotionScheduler(max_t=27, grace_period=1, reduction_factor=3),
+               max_concurrent_trials=2)
+    assert len(grid) == 27 and grid.num_errors == 0
+    iters = sorted(r.metrics["training_iteration"] for r in grid)
+    assert iters[-1] == 27, "the best trial was promoted all the way"
+    assert sum(iters) <= 27 * 27 / 3
+    best = grid.get_best_result()
+    assert best.config["q"] == 0.0
+    for r in grid:
+        its = [m["training_iteration"] for m in r.metrics_dataframe.to_dict("records")]
+        assert its == list(range(1, len(its) + 1)), "a promoted trial continues from its checkpoint"
+
+
+def test_hyperband_runs_its_brackets(storage):
+    grid = fit(storage, trainables.learning_curve, {"q": tune.uniform(0, 1), "max_t": 9}, "hb", metric="loss",
+               mode="min", num_samples=12, scheduler=schedulers.HyperBandScheduler(max_t=9, reduction_factor=3))
+    assert len(grid) == 12 and grid.num_errors == 0
+    assert max(r.metrics["training_iteration"] for r in grid) == 9
+    assert total_iterations(grid) < 12 * 9
+
+
+def test_median_stopping_stops_bad_trials(storage):
+    grid = fit(storage, trainables.learning_curve, CURVES, "median", metric="loss", mode="min", max_concurrent_trials=2,
+               scheduler=schedulers.MedianStoppingRule(time_attr="training_iteration", grace_period=3,
+                                                      min_samples_required=2))
+    assert total_iterations(grid) < 27 * 27
+    assert grid.get_best_result().config["q"] == 0.0
+
+
+def _iterations_to_target(grid):
+    hits = [m["training_iteration"] for r in grid for m in r.metrics_dataframe.to_dict("records") if m["mean_accuracy"] > 200]
+    return min(hits) if hits else None
+
+
+def test_pbt_reaches_the_toy_target_where_random_search_does_not(storage):
+    reached = []
+    for seed in range(5):
+        pbt = schedulers.PopulationBasedTraining(
+            time_attr="training_iteration", perturbation_interval=5,
+            hyperparam_mutations={"lr": tune.uniform(0.0001, 0.02)})
+        grid = fit(storage, trainables.pbt_toy, {"lr": 0.0001, "seed": seed, "checkpoint_interval": 5}, f"pbt{seed}",
+                   scheduler=pbt, metric="mean_accuracy", mode="max", num_samples=4,
+                   stop={"training_iteration": 300}, search_alg=tune.search.BasicVariantGenerator(random_state=seed))
+        reached.append(_iterations_to_target(grid) or 10_000)
+        lineage = [step for r in grid for step in r.lineage]
+        assert lineage, "PBT exploited"
+        for step in lineage:
+            assert 0.0001 <= step["new_config"]["lr"] < 0.02, "explored values stay in their domain"
+        files = [f for f in os.listdir(grid.experiment_path) if f.startswith("pbt_policy_")]
+        assert files
+    # Ray 2.60's PBT on this toy reached 200 in 2 of 5 seeds within 300 iterations (299, 248) when
+    # measured beside ours; ours must reach it in most seeds, within the 300-iteration budget.
+    assert sum(r <= 300 for r in reached) >= 3, reached
+    assert statistics.median(reached) <= 300, reached
+    plain = fit(storage, trainables.pbt_toy, {"lr": tune.uniform(0.0001, 0.02), "seed": 0}, "random",
+                metric="mean_accuracy", mode="max", num_samples=4, stop={"training_iteration": 300})
+    assert _iterations_to_target(plain) is None
+
+
+def test_pbt_policy_file_replays(storage):
+    pbt = schedulers.PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=5,
+                                             hyperparam_mutations={"lr": tune.uniform(0.0001, 0.02)})
+    grid = fit(storage, trainables.pbt_toy, {"lr": 0.0001, "seed": 1}, "pbtsrc", scheduler=pbt,
+               metric="mean_accuracy", mode="max", num_samples=4, stop={"training_iteration": 120})
+    exploited = [r for r in grid if r.lineage]
+    assert exploited
+    policy = os.path.join(grid.experiment_path, f"pbt_policy_{exploited[0].trial_id}.txt")
+    replay = schedulers.PopulationBasedTrainingReplay(policy)
+    again = fit(storage, trainables.pbt_toy, {**replay.config, "seed": 1}, "replay", scheduler=replay,
+                stop={"training_iteration": 120})
+    (r,) = list(again)
+    lrs = [step["new_config"]["lr"] for step in r.lineage]
+    with open(policy) as f:
+        assert lrs == [json.loads(line)["new_config"]["lr"] for line in f]
+
+
+def test_bad_scheduler_arguments_are_refused():
+    with pytest.raises(ValueError, match="mode"):
+        schedulers.ASHAScheduler(metric="loss", mode="best")
+    with pytest.raises(ValueError, match="hyperparam_bounds"):
+        schedulers.PB2(hyperparam_bounds={"lr": [1, 0]})
+    with pytest.raises(TypeError, match="hyperparam_mutations.lr"):
+        schedulers.PopulationBasedTraining(hyperparam_mutations={"lr": object()})
+
+
+def test_pb2_explores_inside_its_bounds(storage):
+    pb2 = schedulers.PB2(time_attr="training_iteration", perturbation_interval=5, hyperparam_bounds={"lr": [0.0001, 0.02]})
+    grid = fit(storage, trainables.pbt_toy, {"lr": tune.uniform(0.0001, 0.02), "seed": 3}, "pb2", scheduler=pb2,
+               metric="mean_accuracy", mode="max", num_samples=4, stop={"training_iteration": 60})
+    assert grid.num_errors == 0 and len(grid) == 4
+    steps = [s for r in grid for s in r.lineage]
+    assert steps, "PB2 exploited"
+    assert all(0.0001 <= s["new_config"]["lr"] <= 0.02 for s in steps)
+    assert all(r.metrics["training_iteration"] == 60 for r in grid)
