@@ -343,3 +343,10 @@ def test_report_returns_only_once_the_result_is_committed(storage):
     grid = run(storage, trainables.checks_durability, {"k": tune.grid_search(list(range(4)))})
     assert grid.num_errors == 0, grid.errors
     assert all(r.metrics["i"] == 5 for r in grid)
+
+
+def test_config_values_round_trip_exactly(storage):
+    awkward = [0.1 + 0.2, 0.00011999999999999999, 1e-300, 123456789.12345679]
+    search = tune.search.BasicVariantGenerator(points_to_evaluate=[{"x": v} for v in awkward])
+    grid = run(storage, trainables.quadratic, {"x": tune.uniform(0, 1), "iters": 1}, num_samples=4, search_alg=search)
+    assert [r.config["x"] for r in grid] == awkward

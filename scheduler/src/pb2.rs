@@ -159,23 +159,7 @@ pub struct Pb2 {
     custom_explore_fn: bool,
 }
 
-fn get<'a>(config: &'a Config, path: &[String]) -> Option<&'a Value> {
-    let (last, init) = path.split_last()?;
-    init.iter().try_fold(config, |m, k| m.get(k)?.as_object())?.get(last)
-}
-
-fn set(config: &mut Config, path: &[String], value: Value) {
-    let Some((last, init)) = path.split_last() else { return };
-    let mut map = config;
-    for k in init {
-        let slot = map.entry(k.clone()).or_insert_with(|| json!({}));
-        if !slot.is_object() {
-            *slot = json!({});
-        }
-        map = slot.as_object_mut().expect("an object");
-    }
-    map.insert(last.clone(), value);
-}
+use hyperfleet_searchers::{get_path as get, set_path as set};
 
 impl Pb2 {
     /// Draws each bounded hyperparameter missing from `config` uniformly from its bounds (Ray's

@@ -54,6 +54,7 @@ pub mod variant;
 
 pub use domain::Domain;
 pub use limiter::{ConcurrencyLimiter, LimiterError};
+pub use path::{get_path, set_path};
 pub use searcher::{Observation, Outcome, Searcher, Suggestion, TrialId};
 pub use space::{Config, Param, Space, SpaceError};
 pub use variant::{BasicVariantConfig, BasicVariantGenerator};

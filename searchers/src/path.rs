@@ -16,7 +16,7 @@ pub(crate) fn point_leaves(map: &Config, prefix: &mut Vec<String>, out: &mut Vec
 }
 
 /// The value at `path`, if every step is an object holding the next key.
-pub(crate) fn get_path<'a>(config: &'a Config, path: &[String]) -> Option<&'a Value> {
+pub fn get_path<'a>(config: &'a Config, path: &[String]) -> Option<&'a Value> {
     let (last, init) = path.split_last()?;
     let mut map = config;
     for k in init {
@@ -26,7 +26,7 @@ pub(crate) fn get_path<'a>(config: &'a Config, path: &[String]) -> Option<&'a Va
 }
 
 /// Puts `value` at `path`, making (or replacing with) objects along the way.
-pub(crate) fn set_path(config: &mut Config, path: &[String], value: Value) {
+pub fn set_path(config: &mut Config, path: &[String], value: Value) {
     let Some((last, init)) = path.split_last() else {
         return;
     };

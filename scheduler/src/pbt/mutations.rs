@@ -109,29 +109,7 @@ fn check_domain(d: &Domain) -> Result<(), String> {
     }
 }
 
-/// The value at `path`, if every step is an object holding the next key.
-pub(crate) fn get_path<'a>(config: &'a Config, path: &[String]) -> Option<&'a Value> {
-    let (last, init) = path.split_last()?;
-    let mut map = config;
-    for k in init {
-        map = map.get(k)?.as_object()?;
-    }
-    map.get(last)
-}
-
-/// Puts `value` at `path`, making (or replacing with) objects along the way.
-pub(crate) fn set_path(config: &mut Config, path: &[String], value: Value) {
-    let Some((last, init)) = path.split_last() else { return };
-    let mut map = config;
-    for k in init {
-        let slot = map.entry(k.clone()).or_insert_with(|| Value::Object(Config::new()));
-        if !slot.is_object() {
-            *slot = Value::Object(Config::new());
-        }
-        map = slot.as_object_mut().expect("just made an object");
-    }
-    map.insert(last.clone(), value);
-}
+pub(crate) use hyperfleet_searchers::{get_path, set_path};
 
 /// Ray's `_fill_config`: gives every mutated hyperparameter missing from `config` an initial
 /// value (list: uniform pick; domain: a sample; callable: `{"$call": id}` for the controller).

@@ -525,6 +525,18 @@ impl Controller {
         self.hooks.on_trial_end(&id, status.as_str());
     }
 
+    /// Ends a trial TERMINATED with `reason`, scored by its last result (`pruned` when a scheduler stopped it).
+    pub(crate) fn end_with_reason(&mut self, seq: u64, reason: String, pruned: bool) {
+        let last = self.trials[&seq].last_result.clone();
+        let score = last.as_ref().and_then(|m| self.experiment_score(m));
+        let (outcome, end) = if pruned {
+            (Outcome::Pruned { score }, TrialEnd::Stopped)
+        } else {
+            (Outcome::Completed { score }, TrialEnd::Completed)
+        };
+        self.end_trial(seq, Status::Terminated, None, Some(reason), outcome, end);
+    }
+
     /// Clones the donor's latest checkpoint into the trial's folder, then requeues the trial with the explored config.
     fn start_exploit(&mut self, seq: u64, donor: u64, config: Map<String, Value>, note: String) {
         let Some(d) = self.trials.get(&donor) else { return };

@@ -88,15 +88,7 @@ impl Controller {
                     continue;
                 }
                 self.waiting.retain(|s| *s != seq);
-                let score = t.last_result.clone().as_ref().and_then(|m| self.experiment_score(m));
-                self.end_trial(
-                    seq,
-                    Status::Terminated,
-                    None,
-                    Some(format!("scheduler: {why}")),
-                    hyperfleet_searchers::Outcome::Pruned { score },
-                    hyperfleet_scheduler::TrialEnd::Stopped,
-                );
+                self.end_with_reason(seq, format!("scheduler: {why}"), true);
             }
         }
     }
@@ -112,16 +104,8 @@ impl Controller {
             return;
         }
         for seq in std::mem::take(&mut self.waiting) {
-            let last = self.trials[&seq].last_result.clone();
-            let score = last.as_ref().and_then(|m| self.experiment_score(m));
-            self.end_trial(
-                seq,
-                Status::Terminated,
-                None,
-                Some("paused by the scheduler and not resumed before the experiment ended".into()),
-                hyperfleet_searchers::Outcome::Completed { score },
-                hyperfleet_scheduler::TrialEnd::Completed,
-            );
+            let why = "paused by the scheduler and not resumed before the experiment ended";
+            self.end_with_reason(seq, why.into(), false);
         }
     }
 

@@ -330,16 +330,7 @@ impl Controller {
                         t.ending = true;
                         self.set_status(seq, Status::Pending, None, Some(why.to_string()));
                     } else {
-                        let last = t.last_result.clone();
-                        let score = last.as_ref().and_then(|m| self.experiment_score(m));
-                        self.end_trial(
-                            seq,
-                            Status::Terminated,
-                            None,
-                            Some(why.to_string()),
-                            hyperfleet_searchers::Outcome::Completed { score },
-                            hyperfleet_scheduler::TrialEnd::Completed,
-                        );
+                        self.end_with_reason(seq, why.to_string(), false);
                     }
                 }
             }
