@@ -96,8 +96,9 @@ def test_pbt_reaches_the_toy_target_where_random_search_does_not(storage):
             assert 0.0001 <= step["new_config"]["lr"] < 0.02, "explored values stay in their domain"
         files = [f for f in os.listdir(grid.experiment_path) if f.startswith("pbt_policy_")]
         assert files
-    # Ray 2.60's PBT on this toy reached 200 in 2 of 5 seeds within 300 iterations (299, 248) when
-    # measured beside ours; ours must reach it in most seeds, within the 300-iteration budget.
+    # Ray 2.60's PBT on its own toy reached 200 within 300 iterations in 2 of 5 seeds (299, 248) when
+    # measured on this machine; ours must reach it in most seeds (the noise is seeded per trial index,
+    # so this is deterministic: seeds 0-4 give 298, -, -, 234, 247).
     assert sum(r <= 300 for r in reached) >= 3, reached
     assert statistics.median(reached) <= 300, reached
     plain = fit(storage, trainables.pbt_toy, {"lr": tune.uniform(0.0001, 0.02), "seed": 0}, "random",

@@ -137,7 +137,6 @@ def pbt_toy(config):
     trial (a clone included) draws its own noise, as with Ray's unseeded generator.
     """
     import random
-    import zlib
 
     lr = config["lr"]
     accuracy, step = 0.0, 1
@@ -148,7 +147,7 @@ def pbt_toy(config):
         accuracy, step = state["acc"], state["step"] + 1
     midpoint, q_tolerance, noise_level = 100, 3, 2
     while True:
-        trial = zlib.crc32(tune.get_context().get_trial_id().encode())
+        trial = int(tune.get_context().get_trial_id().rsplit("_", 1)[1])  # the trial's index: stable across runs
         rng = random.Random(config["seed"] * 1_000_003 + step * 7919 + trial * 104_729)
         if accuracy < midpoint:
             optimal_lr = 0.01 * accuracy / midpoint

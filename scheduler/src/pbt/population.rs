@@ -1,10 +1,12 @@
 //! The population bookkeeping PBT and PB2 share: perturbation boundaries, the quantile split,
 //! donor choice and time-multiplexing. Ray's rules (`pbt.py`), with these choices made explicit:
 //!
-//! - A trial is compared on its latest reported score. Ray keeps the score of each trial's last
-//!   perturbation boundary, so a trial at its boundary is compared with scores up to one interval
-//!   old: in a population running in step, the first trials to report always look best and the
-//!   last ones worst. Finished trials and trials without a score yet are not ranked.
+//! - A trial at a boundary is compared with the trials that reached the same boundary, on their
+//!   scores there. Ray compares it with each trial's score at that trial's own last boundary, so
+//!   when trials take turns over the capacity a trial is ranked against others up to an interval
+//!   behind (whose lower scores shield it) or ahead (whose extra training dooms it). A trial is
+//!   ranked at its latest boundary that at least half the live population has reached, so the
+//!   first to arrive at a boundary is judged on the previous one. Finished trials are not ranked.
 //! - A NaN score ranks below every number, so a diverged trial is the first to be replaced.
 //! - The quantile size is `ceil(n · quantile_fraction)`, at most `floor(n / 2)`; fewer than two
 //!   ranked trials means no split. Ties keep trial-id order (Ray keeps insertion order).
@@ -32,6 +34,8 @@ pub(crate) struct Member {
     pub progress: f64,
     /// Whether it has ended.
     pub finished: bool,
+    /// Its score when it reached each boundary (index `floor((t - burn_in) / interval)`).
+    pub at_boundary: BTreeMap<i64, f64>,
 }
 
 impl Member {
@@ -44,6 +48,7 @@ impl Member {
             last_perturbation_time: 0.0,
             progress: 0.0,
             finished: false,
+            at_boundary: BTreeMap::new(),
         }
     }
 }
@@ -117,8 +122,13 @@ impl Population {
         }
         m.last_train_time = t;
         m.last_perturbation_time = t;
+        let boundary = ((t - burn_in) / interval).floor() as i64;
+        m.at_boundary.insert(boundary, score);
         let has_checkpoint = m.has_checkpoint;
-        let (lower, upper) = self.quantiles();
+        let (lower, upper) = match self.ranking_boundary(trial.id) {
+            Some(b) => self.quantiles_at(b),
+            None => (Vec::new(), Vec::new()),
+        };
         let donor = if lower.contains(&trial.id) { self.pick_donor(&upper, trial.id, rng) } else { None };
         let pause = donor.is_none() && r.queued > 0 && has_checkpoint;
         Step::Boundary { donor, pause }
@@ -126,21 +136,35 @@ impl Population {
 
     /// The bottom and top quantiles (worst first, best last), each of the same size.
     pub fn quantiles(&self) -> (Vec<TrialId>, Vec<TrialId>) {
-        let mut ranked: Vec<(TrialId, f64)> = self
+        let scores =
+            self.members.iter().filter(|(_, m)| !m.finished).filter_map(|(&id, m)| m.last_score.map(|s| (id, s)));
+        split(scores.collect(), self.quantile_fraction)
+    }
+
+    /// The boundary to rank `trial` at: its most recent one that at least half of the live
+    /// population (and at least two trials) has reached, so trials are compared at equal progress
+    /// and the first to arrive at a boundary is judged on the previous one.
+    fn ranking_boundary(&self, trial: TrialId) -> Option<i64> {
+        let live = self.members.values().filter(|m| !m.finished && m.last_score.is_some()).count();
+        let need = live.div_ceil(2).max(2);
+        let me = self.members.get(&trial)?;
+        me.at_boundary
+            .keys()
+            .rev()
+            .copied()
+            .find(|b| self.members.values().filter(|m| !m.finished && m.at_boundary.contains_key(b)).count() >= need)
+    }
+
+    /// The quantiles among the trials that have reached `boundary`, ranked by their score there:
+    /// a trial is compared with others at the same progress, never with trials still behind it
+    /// (whose lower scores would shield it) nor ahead (whose extra training would doom it).
+    pub fn quantiles_at(&self, boundary: i64) -> (Vec<TrialId>, Vec<TrialId>) {
+        let scores = self
             .members
             .iter()
             .filter(|(_, m)| !m.finished)
-            .filter_map(|(&id, m)| m.last_score.map(|s| (id, if s.is_nan() { f64::NEG_INFINITY } else { s })))
-            .collect();
-        if ranked.len() <= 1 {
-            return (Vec::new(), Vec::new());
-        }
-        ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let n = ranked.len();
-        // The tiny slack keeps e.g. 10 × 0.3 from rounding up to 4.
-        let k = ((n as f64 * self.quantile_fraction - 1e-9).ceil().max(0.0) as usize).min(n / 2);
-        let ids: Vec<TrialId> = ranked.into_iter().map(|(id, _)| id).collect();
-        (ids[..k].to_vec(), ids[n - k..].to_vec())
+            .filter_map(|(&id, m)| m.at_boundary.get(&boundary).map(|s| (id, *s)));
+        split(scores.collect(), self.quantile_fraction)
     }
 
     fn pick_donor(&self, upper: &[TrialId], trial: TrialId, rng: &mut Rng) -> Option<TrialId> {
@@ -195,6 +219,22 @@ impl Population {
         }
         best.map(|(id, _)| id)
     }
+}
+
+/// Splits ranked scores into the bottom and top quantiles (worst first, best last), each of the
+/// same size `ceil(n · q)`, at most `floor(n / 2)`; NaN ranks lowest, ties keep trial-id order.
+fn split(scores: Vec<(TrialId, f64)>, q: f64) -> (Vec<TrialId>, Vec<TrialId>) {
+    let mut ranked: Vec<(TrialId, f64)> =
+        scores.into_iter().map(|(id, s)| (id, if s.is_nan() { f64::NEG_INFINITY } else { s })).collect();
+    if ranked.len() <= 1 {
+        return (Vec::new(), Vec::new());
+    }
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let n = ranked.len();
+    // The tiny slack keeps e.g. 10 × 0.3 from rounding up to 4.
+    let k = ((n as f64 * q - 1e-9).ceil().max(0.0) as usize).min(n / 2);
+    let ids: Vec<TrialId> = ranked.into_iter().map(|(id, _)| id).collect();
+    (ids[..k].to_vec(), ids[n - k..].to_vec())
 }
 
 /// A config error for `field`.
@@ -301,6 +341,29 @@ mod tests {
     }
 
     #[test]
+    fn trials_are_ranked_against_others_at_the_same_boundary() {
+        let mut p = Population::new(5.0, 0.0, 0.25, true);
+        let mut rng = Rng::seed_from_u64(0);
+        // 1 is ahead (boundary 2, score 50); 0 and 2 reach boundary 1.
+        feed(&mut p, 1, 5.0, 20.0, true, &mut rng);
+        feed(&mut p, 1, 10.0, 50.0, true, &mut rng);
+        let first = feed(&mut p, 2, 5.0, 30.0, true, &mut rng);
+        // At boundary 1: 1 had 20, 2 has 30: 2 is not in the bottom.
+        assert_eq!(first, Step::Boundary { donor: None, pause: false });
+        // 0 has 10 at boundary 1: the worst there, so it clones the best at boundary 1 (trial 2),
+        // not trial 1, whose 50 came an interval later.
+        let second = feed(&mut p, 0, 5.0, 10.0, true, &mut rng);
+        assert_eq!(second, Step::Boundary { donor: Some(TrialId(2)), pause: false });
+        // 1 alone at boundary 3 is judged at boundary 2 (the latest most trials reached): it led there.
+        assert_eq!(feed(&mut p, 1, 15.0, 1.0, true, &mut rng), Step::Boundary { donor: None, pause: false });
+        // 2 reaches boundary 2 with 5: at boundary 2 only 1 (50) and 2 (5): 2 clones 1.
+        assert_eq!(
+            feed(&mut p, 2, 10.0, 5.0, true, &mut rng),
+            Step::Boundary { donor: Some(TrialId(1)), pause: false }
+        );
+    }
+
+    #[test]
     fn boundaries_respect_interval_and_burn_in() {
         let mut p = Population::new(5.0, 12.0, 0.5, true);
         let mut rng = Rng::seed_from_u64(0);
@@ -315,17 +378,20 @@ mod tests {
     fn donors_need_a_checkpoint() {
         let mut p = Population::new(1.0, 0.0, 0.5, true);
         let mut rng = Rng::seed_from_u64(3);
-        // Top half: 2 and 3, only 3 has a checkpoint.
-        feed(&mut p, 2, 1.0, 9.0, false, &mut rng);
-        feed(&mut p, 3, 1.0, 8.0, true, &mut rng);
-        feed(&mut p, 1, 1.0, 2.0, true, &mut rng);
+        // Top half: 2 and 3, only 3 has a checkpoint; everyone reaches each boundary before 0.
         for round in 1..=20 {
-            let Step::Boundary { donor, .. } = feed(&mut p, 0, f64::from(round), 1.0, true, &mut rng) else {
+            let t = f64::from(round);
+            feed(&mut p, 2, t, 9.0, false, &mut rng);
+            feed(&mut p, 3, t, 8.0, true, &mut rng);
+            feed(&mut p, 1, t, 2.0, true, &mut rng);
+            let Step::Boundary { donor, .. } = feed(&mut p, 0, t, 1.0, true, &mut rng) else {
                 panic!("boundary expected");
             };
             assert_eq!(donor, Some(TrialId(3)));
         }
         p.complete(TrialId(3));
+        feed(&mut p, 2, 100.0, 9.0, false, &mut rng);
+        feed(&mut p, 1, 100.0, 2.0, true, &mut rng);
         let step = feed(&mut p, 0, 100.0, 1.0, true, &mut rng);
         assert_eq!(step, Step::Boundary { donor: None, pause: false }, "no eligible donor: continue");
     }
