@@ -135,6 +135,7 @@ impl Population {
     }
 
     /// The bottom and top quantiles (worst first, best last), each of the same size.
+    #[cfg(test)]
     pub fn quantiles(&self) -> (Vec<TrialId>, Vec<TrialId>) {
         let scores =
             self.members.iter().filter(|(_, m)| !m.finished).filter_map(|(&id, m)| m.last_score.map(|s| (id, s)));
