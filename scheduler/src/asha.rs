@@ -10,6 +10,8 @@
 //! stopped trial is recorded again. The only departure: with one bracket no random number is
 //! drawn (Ray draws one it does not need).
 
+use crate::stats::RankedScores;
+pub use crate::stats::{nan_percentile, np_sum};
 use crate::{Decision, Rng, SchedResult, SchedulerConfigError, TrialEnd, TrialId, TrialScheduler, TrialView};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -137,60 +139,6 @@ impl Label {
     }
 }
 
-/// `np.nanpercentile(values, pct)` with numpy's default linear method, bit for bit: NaN values
-/// are ignored; no values left gives NaN.
-pub fn nan_percentile(values: impl IntoIterator<Item = f64>, pct: f64) -> f64 {
-    let mut v: Vec<f64> = values.into_iter().filter(|x| !x.is_nan()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let vi = (n - 1) as f64 * (pct / 100.0);
-    // numpy: an index at or past the end reads the last value with gamma = vi - (-1).
-    let (prev, next, gamma) = if vi >= (n - 1) as f64 {
-        (n - 1, n - 1, vi + 1.0)
-    } else if vi < 0.0 {
-        (0, 0, vi)
-    } else {
-        let p = vi.floor();
-        (p as usize, p as usize + 1, vi - p)
-    };
-    let (a, b) = (v[prev], v[next]);
-    let diff = b - a;
-    if gamma >= 0.5 {
-        b - diff * (1.0 - gamma)
-    } else {
-        a + diff * gamma
-    }
-}
-
-/// `np.sum` of a float64 array, bit for bit (numpy's pairwise summation).
-pub fn np_sum(a: &[f64]) -> f64 {
-    let n = a.len();
-    if n < 8 {
-        a.iter().fold(0.0, |acc, x| acc + x)
-    } else if n <= 128 {
-        let mut r = [a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]];
-        let mut i = 8;
-        while i < n - n % 8 {
-            for (j, acc) in r.iter_mut().enumerate() {
-                *acc += a[i + j];
-            }
-            i += 8;
-        }
-        let mut res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for x in &a[i..] {
-            res += x;
-        }
-        res
-    } else {
-        let half = n / 2;
-        let half = half - half % 8;
-        np_sum(&a[..half]) + np_sum(&a[half..])
-    }
-}
-
 /// Ray's softmax over bracket sizes: `e^(rungs - max rungs)`, normalised.
 pub(crate) fn softmax_weights(rung_counts: &[usize]) -> Vec<f64> {
     let max = rung_counts.iter().copied().max().unwrap_or(0) as f64;
@@ -254,6 +202,7 @@ impl AshaConfig {
                     k,
                     milestone: self.grace_period * self.reduction_factor.powf((k + s) as f64),
                     recorded: BTreeMap::new(),
+                    ranked: RankedScores::default(),
                 })
                 .collect();
             brackets.push(Bracket { rungs });
@@ -291,6 +240,8 @@ struct Rung {
     k: usize,
     milestone: f64,
     recorded: BTreeMap<TrialId, f64>,
+    /// The same scores (NaN left out), split for an O(log n) percentile.
+    ranked: RankedScores,
 }
 
 /// One bracket's rungs, highest milestone first (Ray's order).
@@ -351,8 +302,9 @@ impl Asha {
             if progress < rung.milestone || seen {
                 continue;
             }
-            let cutoff = (!rung.recorded.is_empty()).then(|| nan_percentile(rung.recorded.values().copied(), pct));
+            let cutoff = (!rung.recorded.is_empty()).then(|| rung.ranked.percentile(pct));
             rung.recorded.insert(trial, score);
+            rung.ranked.insert(score, pct);
             let cutoff = cutoff?;
             if score < cutoff {
                 let at = if many { format!("bracket {bracket}, rung {}", rung.k) } else { format!("rung {}", rung.k) };

@@ -92,7 +92,13 @@ impl AshaPromotionConfig {
             }
             rungs.push(Rung { milestone, recorded: BTreeMap::new(), promoted: BTreeSet::new() });
         }
-        Ok(AshaPromotion { max_t: self.max_t, eta: self.reduction_factor, rungs, trials: BTreeMap::new() })
+        Ok(AshaPromotion {
+            max_t: self.max_t,
+            eta: self.reduction_factor,
+            rungs,
+            trials: BTreeMap::new(),
+            exhausted: false,
+        })
     }
 
     /// The result key that measures progress.
@@ -132,6 +138,8 @@ pub struct AshaPromotion {
     eta: f64,
     rungs: Vec<Rung>,
     trials: BTreeMap<TrialId, Trial>,
+    /// The searcher has no more configs: rungs then promote `⌈n/rf⌉` instead of `⌊n/rf⌋`.
+    exhausted: bool,
 }
 
 impl AshaPromotion {
@@ -150,9 +158,15 @@ impl AshaPromotion {
         self.rungs.get(k).map(|r| r.promoted.iter().copied().collect()).unwrap_or_default()
     }
 
-    /// How many trials rung `k` may promote: `⌊n/rf⌋` of its `n` recorded scores.
+    /// How many trials rung `k` may promote: `⌊n/rf⌋` of its `n` recorded scores while new
+    /// configs keep coming (the paper's rule); `⌈n/rf⌉` once the searcher is exhausted, so that
+    /// with a finite number of configs the best of every rung still goes on and at least one
+    /// trial reaches `max_t` (with `⌊n/rf⌋`, a rung of fewer than `rf` trials promotes nobody).
     pub fn quota(&self, k: usize) -> usize {
-        self.rungs.get(k).map_or(0, |r| (r.recorded.len() as f64 / self.eta).floor() as usize)
+        self.rungs.get(k).map_or(0, |r| {
+            let x = r.recorded.len() as f64 / self.eta;
+            (if self.exhausted { x.ceil() } else { x.floor() }) as usize
+        })
     }
 
     /// The rung a trial is paused at, if any.
@@ -175,6 +189,10 @@ impl AshaPromotion {
 }
 
 impl TrialScheduler for AshaPromotion {
+    fn on_no_more_trials(&mut self) {
+        self.exhausted = true;
+    }
+
     fn on_trial_add(&mut self, trial: &TrialView<'_>, _rng: &mut Rng) {
         self.trials.entry(trial.id).or_default();
     }
@@ -343,5 +361,23 @@ mod tests {
         assert_eq!(bad(AshaPromotionConfig { max_t: f64::INFINITY, ..Default::default() }), "max_t");
         let c: AshaPromotionConfig = serde_json::from_str(r#"{"metric": "loss", "mode": "min"}"#).unwrap();
         assert_eq!((c.objective(), c.time_attr()), (Some(("loss", false)), "training_iteration"));
+    }
+
+    #[test]
+    fn an_exhausted_searcher_lets_the_best_of_a_small_rung_go_on() {
+        use rand::SeedableRng;
+        let mut s = sched(9.0, 1.0, 3.0);
+        let mut rng = Rng::seed_from_u64(0);
+        let cfg = crate::Config::new();
+        for id in 0..2 {
+            let v = TrialView { id: TrialId(id), config: &cfg, has_checkpoint: true };
+            s.on_trial_add(&v, &mut rng);
+            let r = SchedResult { progress: 1.0, score: Some(id as f64), queued: 0 };
+            assert_eq!(s.on_result(&v, &r, &mut rng), Decision::Pause);
+        }
+        let waiting = [TrialId(0), TrialId(1)];
+        assert_eq!(s.choose_trial_to_run(&waiting), None, "⌊2/3⌋ = 0 while configs keep coming");
+        s.on_no_more_trials();
+        assert_eq!(s.choose_trial_to_run(&waiting), Some(TrialId(1)), "⌈2/3⌉ = 1: the best goes on");
     }
 }

@@ -20,6 +20,7 @@ pub mod median;
 pub mod pb2;
 pub mod pbt;
 pub mod pbt_replay;
+mod stats;
 
 pub use asha::{Asha, AshaConfig};
 pub use asha_promotion::{AshaPromotion, AshaPromotionConfig};

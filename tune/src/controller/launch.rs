@@ -28,8 +28,11 @@ impl Controller {
                     None => break, // a capacity-freed event will call us again
                 },
             };
+            let was_done = self.searcher_done;
             match self.next_trial() {
                 Some(seq) => self.assign(seq, gid),
+                // The searcher just ran out: the scheduler (told so) may now release paused trials.
+                None if !was_done && self.searcher_done => continue,
                 None => {
                     if self.groups.get(&gid).is_some_and(|g| !g.started && g.trial.is_none() && idle.is_none()) {
                         self.retire_group(gid, false);
