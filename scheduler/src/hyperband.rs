@@ -5,8 +5,7 @@
 //!
 //! Follows Ray 2.x (checked against Ray 2.60 by `tests/ray_differential.rs`): `s_max + 1 =
 //! round(ln max_t / ln η) + 1` brackets per band (round half to even), bracket `s` holds
-//! `ceil((s_max+1)/(s+1) · η^s)` trials starting at `int(max_t · η^-s)`; a bracket accepts new
-//! trials while it holds fewer than its current size (also after a halving); `choose_trial_to_run`
+//! `ceil((s_max+1)/(s+1) · η^s)` trials starting at `int(max_t · η^-s)`; `choose_trial_to_run`
 //! walks bands in order and their brackets by completion, least complete first; a trial reaching
 //! `max_t` in bracket `s = 0` pauses until its bracket is done; the last halving stops everyone
 //! left when `stop_last_trials` (otherwise the survivors run on unjudged).
@@ -19,8 +18,11 @@
 //! `is_being_processed` flag is never reset) and not when the departure finishes the bracket, which
 //! can leave the others paused forever; here every departure re-checks, and one that finishes the
 //! bracket stops its paused trials. (3) A score that is missing or NaN ranks below every other (Ray fails or
-//! sorts arbitrarily). (4) New trials are created only when nothing waiting may run, so a resumed
-//! trial always goes before a new one (Ray may start a pending trial of a less complete bracket).
+//! sorts arbitrarily). (4) Trials are created lazily here (Ray creates every trial up front), so a
+//! bracket is filled with exactly its size in trials and halves only once all of them reached the
+//! milestone, or once the controller says the searcher is exhausted (`on_no_more_trials`); with
+//! trials created up front, as in the differential fixtures, the decisions are Ray's. New trials
+//! are created only when nothing waiting may run, so a resumed trial goes before a new one.
 
 use crate::asha::{check_objective, check_time_attr, config_error, num, objective_of, Label};
 use crate::{Decision, Rng, SchedResult, SchedulerConfigError, TrialEnd, TrialId, TrialScheduler, TrialView};
