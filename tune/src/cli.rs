@@ -148,7 +148,10 @@ fn run(
     let abs = expand_home(&spec.experiment.storage);
     if abs.is_relative() {
         if let Ok(cwd) = std::env::current_dir() {
-            spec.experiment.storage = cwd.join(abs).display().to_string();
+            // `./results` becomes `<cwd>/results`, not `<cwd>/./results`.
+            let joined: PathBuf =
+                cwd.join(abs).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+            spec.experiment.storage = joined.display().to_string();
         }
     }
     if let Some(v) = verbose {
