@@ -204,6 +204,28 @@ impl SchedulerConfig {
         }
     }
 
+    /// Gives the scheduler the experiment's objective when it has none of its own (same decisions;
+    /// its stop reasons then speak in the user's metric, e.g. `loss 0.54 above cut-off 0.52`).
+    pub fn with_objective(mut self, metric: &str, higher_is_better: bool) -> Self {
+        let mode = if higher_is_better { "max" } else { "min" };
+        let fill = |m: &mut Option<String>, md: &mut Option<String>| {
+            if m.is_none() && md.is_none() {
+                *m = Some(metric.to_string());
+                *md = Some(mode.to_string());
+            }
+        };
+        match &mut self {
+            SchedulerConfig::Fifo | SchedulerConfig::PbtReplay(_) => {}
+            SchedulerConfig::Asha(c) => fill(&mut c.metric, &mut c.mode),
+            SchedulerConfig::AshaPromotion(c) => fill(&mut c.metric, &mut c.mode),
+            SchedulerConfig::HyperBand(c) => fill(&mut c.metric, &mut c.mode),
+            SchedulerConfig::Median(c) => fill(&mut c.metric, &mut c.mode),
+            SchedulerConfig::Pbt(c) => fill(&mut c.metric, &mut c.mode),
+            SchedulerConfig::Pb2(c) => fill(&mut c.metric, &mut c.mode),
+        }
+        self
+    }
+
     /// Whether the scheduler needs the driver's Python explore function (`custom_explore_fn`).
     pub fn needs_python(&self) -> bool {
         match self {

@@ -138,6 +138,10 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         });
     }
 
+    // A scheduler without its own metric uses the experiment's, and says so in its stop reasons.
+    if let (Some(metric), Some(mode)) = (spec.experiment.metric.clone(), spec.experiment.mode) {
+        spec.scheduler = spec.scheduler.clone().with_objective(&metric, mode == crate::spec::Mode::Max);
+    }
     std::fs::create_dir_all(exp_dir.join("trials")).map_err(|e| RunError::Io(format!("{}: {e}", exp_dir.display())))?;
     let conn = store::open(&db_path, true).map_err(|e| RunError::Store(e.to_string()))?;
     let stored = |k: &str| store::meta(&conn, k).map_err(|e| RunError::Store(e.to_string()));
