@@ -34,9 +34,8 @@ impl Controller {
                 // The searcher just ran out: the scheduler (told so) may now release paused trials.
                 None if !was_done && self.searcher_done => continue,
                 None => {
-                    if self.groups.get(&gid).is_some_and(|g| !g.started && g.trial.is_none() && idle.is_none()) {
-                        self.retire_group(gid, false);
-                    }
+                    // A fresh group has no processes yet: it stays idle, holding its reservation,
+                    // until a trial comes or the experiment no longer needs it (below).
                     self.end_stranded();
                     break;
                 }
@@ -249,7 +248,7 @@ impl Controller {
         self.next_group += 1;
         let n = self.gang.bundles.len();
         let python = self.spec.trainable.command.is_none();
-        let mut g = Group {
+        let g = Group {
             res: Some(res),
             workers: (0..n).map(|_| None).collect(),
             ready: vec![false; n],
@@ -260,29 +259,33 @@ impl Controller {
             retiring: false,
             kill_at: None,
         };
-        if python {
-            let logs = self.exp_dir.join("workers");
-            let _ = std::fs::create_dir_all(&logs);
-            for rank in 0..n {
-                let launch = WorkerLaunch {
-                    argv: vec![self.opts.python.clone(), "-m".into(), "hyperfleet._worker".into()],
-                    env: self.worker_env(g.res.as_ref().expect("reserved"), rank),
-                    cwd: Some(self.opts.cwd.clone()),
-                    io: IoMode::Socket { log: logs.join(format!("worker-{}-{rank}.log", id.0)) },
-                };
-                match spawn_worker(launch, WorkerKey { group: id, rank: rank as u32 }, self.worker_tx()) {
-                    Ok(h) => g.workers[rank] = Some(h),
-                    Err(e) => {
-                        self.fail_experiment(format!(
-                            "could not start a Python worker with `{}`: {e}",
-                            self.opts.python
-                        ));
-                    }
+        self.groups.insert(id, g);
+        id
+    }
+
+    /// Starts a Python group's worker processes, once it has a trial to give them (so capacity
+    /// reserved for a suggestion that never comes costs no process).
+    fn spawn_python_workers(&mut self, gid: GroupId) -> bool {
+        let logs = self.exp_dir.join("workers");
+        let _ = std::fs::create_dir_all(&logs);
+        let n = self.groups[&gid].workers.len();
+        for rank in 0..n {
+            let env = self.worker_env(self.groups[&gid].res.as_ref().expect("reserved"), rank);
+            let launch = WorkerLaunch {
+                argv: vec![self.opts.python.clone(), "-m".into(), "hyperfleet._worker".into()],
+                env,
+                cwd: Some(self.opts.cwd.clone()),
+                io: IoMode::Socket { log: logs.join(format!("worker-{}-{rank}.log", gid.0)) },
+            };
+            match spawn_worker(launch, WorkerKey { group: gid, rank: rank as u32 }, self.worker_tx()) {
+                Ok(h) => self.groups.get_mut(&gid).expect("group exists").workers[rank] = Some(h),
+                Err(e) => {
+                    self.fail_experiment(format!("could not start a Python worker with `{}`: {e}", self.opts.python));
+                    return false;
                 }
             }
         }
-        self.groups.insert(id, g);
-        id
+        true
     }
 
     fn worker_tx(&self) -> tokio::sync::mpsc::UnboundedSender<(WorkerKey, hyperfleet_train::WorkerEvent)> {
@@ -324,7 +327,16 @@ impl Controller {
         let g = self.groups.get_mut(&gid).expect("group exists");
         g.trial = Some(seq);
         if g.python {
-            if g.ready.iter().all(|r| *r) {
+            if g.workers.iter().all(|w| w.is_none()) && !self.spawn_python_workers(gid) {
+                let why = "could not start its worker processes".to_string();
+                self.trial_failed(seq, why, String::new(), false);
+                if let Some(g) = self.groups.get_mut(&gid) {
+                    g.trial = None;
+                }
+                self.retire_group(gid, true);
+                return;
+            }
+            if self.groups[&gid].ready.iter().all(|r| *r) {
                 self.send_run(gid);
             }
         } else {
