@@ -288,7 +288,6 @@ impl Controller {
         let t = self.trials.get_mut(&seq).expect("trial exists");
         t.last_result = Some(m.clone());
         t.last_sched = Some(sched.clone());
-        t.num_results += 1;
         let ck_score = self
             .spec
             .checkpoint

@@ -220,7 +220,6 @@ impl Controller {
                 ending: false,
                 restore: None,
                 last_sched: None,
-                num_results: 0,
                 cloning: false,
             },
         );

@@ -131,8 +131,6 @@ pub(crate) struct Trial {
     restore: Option<String>,
     /// The scheduler's view of the last result.
     last_sched: Option<hyperfleet_scheduler::SchedResult>,
-    /// Results recorded for this trial.
-    num_results: u64,
     /// A donor's checkpoint is being cloned into this trial's folder.
     cloning: bool,
 }

@@ -207,12 +207,8 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     let mut trials = BTreeMap::new();
     let mut waiting = VecDeque::new();
     let conn_ck = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
-    let mut results_per_trial: BTreeMap<u64, u64> = BTreeMap::new();
     if opts.resume {
         for row in store::load_log(&conn_ck).map_err(|e| RunError::Store(e.to_string()))? {
-            if row.kind == "result" {
-                *results_per_trial.entry(row.trial).or_insert(0) += 1;
-            }
             algo.replay(&row);
         }
         // Decisions replay already made and the store already holds.
@@ -265,7 +261,6 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
                 ending: false,
                 restore,
                 last_sched: None,
-                num_results: results_per_trial.get(&r.seq).copied().unwrap_or(0),
                 cloning: false,
             },
         );
