@@ -170,3 +170,50 @@ def pbt_toy(config):
         else:
             tune.report(metrics)
         step += 1
+
+
+def faulty(config):
+    """Checkpoints every iteration; on its first attempt, at iteration config['fail_at'], fails the way
+    config['fault'] names. It first starts a background child and writes both pids to the folder
+    config['log'], so tests can check that nothing is left behind."""
+    import ctypes
+    import subprocess
+    import sys
+
+    trial = tune.get_context().get_trial_id()
+    log = config["log"]
+    child = subprocess.Popen(["sleep", "300"])
+    with open(os.path.join(log, f"pids_{trial}"), "a") as f:
+        f.write(f"{os.getpid()} {child.pid}\n")
+    start = 0
+    ck = tune.get_checkpoint()
+    if ck is not None:
+        with open(os.path.join(ck.path, "state.json")) as f:
+            start = json.load(f)["i"]
+    marker = os.path.join(log, f"failed_{trial}")
+    for i in range(start, config["iters"]):
+        if i == config["fail_at"] and not os.path.exists(marker):
+            open(marker, "w").close()
+            fault = config["fault"]
+            sys.stderr.write(f"about to fail with {fault}\n")
+            sys.stderr.flush()
+            if fault == "exception":
+                raise RuntimeError("planned exception")
+            if fault == "exit":
+                os._exit(3)
+            if fault == "segfault":
+                ctypes.string_at(0)
+            if fault == "sigkill":
+                subprocess.run(["kill", "-9", str(os.getpid())])
+            if fault == "oom":
+                with open(os.path.join(config["cgroup"], "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+                hog = []
+                while True:
+                    hog.append(bytearray(b"x" * (16 << 20)))
+            if fault == "hang":
+                time.sleep(600)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "state.json"), "w") as f:
+                json.dump({"i": i + 1}, f)
+            tune.report({"i": i + 1, "resumed_from": start}, checkpoint=tune.Checkpoint.from_directory(d))

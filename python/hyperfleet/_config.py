@@ -46,15 +46,23 @@ class FailureConfig:
 
     max_failures: int = 0
     fail_fast: bool = False
+    #: hyperfleet's own: a trial that neither reports nor ends for this many seconds is killed and counted as a failure.
+    hang_timeout_s: Optional[float] = None
 
     def __post_init__(self) -> None:
+        _check(self.hang_timeout_s is None or (isinstance(self.hang_timeout_s, (int, float))
+                                               and not isinstance(self.hang_timeout_s, bool) and self.hang_timeout_s > 0),
+               "FailureConfig(hang_timeout_s=...)", "None or a number of seconds > 0", self.hang_timeout_s)
         _check(isinstance(self.max_failures, int) and self.max_failures >= -1, "FailureConfig(max_failures=...)",
                "-1 (retry forever) or an integer >= 0", self.max_failures)
         _check(isinstance(self.fail_fast, bool), "FailureConfig(fail_fast=...)", "a bool", self.fail_fast)
 
     def to_spec(self) -> Dict[str, Any]:
         """The `[failure]` table."""
-        return {"max_failures": self.max_failures, "fail_fast": self.fail_fast}
+        out: Dict[str, Any] = {"max_failures": self.max_failures, "fail_fast": self.fail_fast}
+        if self.hang_timeout_s is not None:
+            out["hang_timeout_s"] = float(self.hang_timeout_s)
+        return out
 
 
 StopType = Union[Mapping[str, float], Callable[[str, Dict[str, Any]], bool], Any, None]

@@ -29,7 +29,7 @@ fn to_py(e: RunError) -> PyErr {
         RunError::Spec(s) => ConfigError::new_err(s.to_string()),
         RunError::Unplaceable { .. } => ConfigError::new_err(e.to_string()),
         RunError::Exists(_) => ExperimentExistsError::new_err(e.to_string()),
-        RunError::NotFound(_) => TuneError::new_err(e.to_string()),
+        RunError::NotFound(_) | RunError::Locked { .. } => TuneError::new_err(e.to_string()),
         RunError::Store(s) => StoreError::new_err(s),
         RunError::Io(s) => TuneError::new_err(s),
     }
@@ -157,7 +157,8 @@ impl Hooks for PyHooks {
 
 /// Runs an experiment from its JSON spec with the GIL released; Ctrl-C stops it cleanly.
 #[pyfunction]
-#[pyo3(signature = (spec_json, hooks, resume, python, cwd))]
+#[pyo3(signature = (spec_json, hooks, resume, python, cwd, resume_unfinished=true, resume_errored=false, restart_errored=false))]
+#[allow(clippy::too_many_arguments)]
 fn fit(
     py: Python<'_>,
     spec_json: &str,
@@ -165,6 +166,9 @@ fn fit(
     resume: bool,
     python: String,
     cwd: String,
+    resume_unfinished: bool,
+    resume_errored: bool,
+    restart_errored: bool,
 ) -> PyResult<PyObject> {
     let spec = Spec::from_json(spec_json).map_err(|e| ConfigError::new_err(e.to_string()))?;
     let checked = spec.validate().map_err(|e| ConfigError::new_err(e.to_string()))?;
@@ -175,6 +179,9 @@ fn fit(
     let h = PyHooks { obj: hooks, has, _done: done_tx };
     let mut opts = RunOptions::new();
     opts.resume = resume;
+    opts.resume_unfinished = resume_unfinished;
+    opts.resume_errored = resume_errored;
+    opts.restart_errored = restart_errored;
     opts.python = python;
     opts.cwd = PathBuf::from(cwd);
     let shutdown = opts.shutdown.clone();

@@ -5,7 +5,7 @@ use crate::query::{self, ExperimentInfo};
 use crate::spec::{self, expand_home, Mode};
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Exit code for bad input (a bad file, argument or experiment name).
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -21,31 +21,65 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// `tune run`'s arguments.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The experiment file.
+    file: PathBuf,
+    /// Override `[experiment] name`.
+    #[arg(long)]
+    name: Option<String>,
+    /// Override `[experiment] storage`.
+    #[arg(long)]
+    storage: Option<String>,
+    /// Continue the experiment already in storage (unfinished trials resume from their latest checkpoint).
+    #[arg(long)]
+    resume: bool,
+    /// With --resume: also continue ERROR trials from their latest checkpoint.
+    #[arg(long, requires = "resume")]
+    resume_errored: bool,
+    /// With --resume: start ERROR trials over from scratch.
+    #[arg(long, requires = "resume", conflicts_with = "resume_errored")]
+    restart_errored: bool,
+    /// With --resume: end unfinished trials instead of continuing them.
+    #[arg(long, requires = "resume")]
+    no_resume_unfinished: bool,
+    /// Override `[experiment] num_samples` (with --resume: extend the experiment to this many trials).
+    #[arg(long, allow_negative_numbers = true)]
+    num_samples: Option<i64>,
+    /// Override `[experiment] time_budget_s` (counted over the experiment's whole running time).
+    #[arg(long)]
+    time_budget_s: Option<f64>,
+    /// Add or replace a stop criterion, KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_stop)]
+    stop: Vec<(String, f64)>,
+    /// Override `[failure] max_failures`.
+    #[arg(long, allow_negative_numbers = true)]
+    max_failures: Option<i64>,
+    /// Override `[experiment] verbose` (0 silent .. 3 every result).
+    #[arg(long)]
+    verbose: Option<u8>,
+    /// Python interpreter for Python trainables (default: the one running `tune`, else python3).
+    #[arg(long)]
+    python: Option<String>,
+    /// Print a JSON summary at the end instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_stop(s: &str) -> Result<(String, f64), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
+    let v: f64 = v.trim().parse().map_err(|_| format!("`{v}` is not a number (in `{s}`)"))?;
+    if k.trim().is_empty() {
+        return Err(format!("expected KEY=VALUE, got `{s}`"));
+    }
+    Ok((k.trim().to_string(), v))
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the experiment described by a TOML file.
-    Run {
-        /// The experiment file.
-        file: PathBuf,
-        /// Override `[experiment] name`.
-        #[arg(long)]
-        name: Option<String>,
-        /// Override `[experiment] storage`.
-        #[arg(long)]
-        storage: Option<String>,
-        /// Continue the experiment already in storage (unfinished trials resume from their latest checkpoint).
-        #[arg(long)]
-        resume: bool,
-        /// Override `[experiment] verbose` (0 silent .. 3 every result).
-        #[arg(long)]
-        verbose: Option<u8>,
-        /// Python interpreter for Python trainables (default: the one running `tune`, else python3).
-        #[arg(long)]
-        python: Option<String>,
-        /// Print a JSON summary at the end instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Run(RunArgs),
     /// List experiments in a storage folder.
     Ls {
         /// Storage folder (default ~/hyperfleet_results).
@@ -100,8 +134,9 @@ pub fn main_with(args: Vec<String>, python: Option<String>) -> i32 {
         }
     };
     match cli.cmd {
-        Cmd::Run { file, name, storage, resume, verbose, python: py, json } => {
-            run(&file, name, storage, resume, verbose, py.or(python), json)
+        Cmd::Run(mut a) => {
+            a.python = a.python.or(python);
+            run(a)
         }
         Cmd::Ls { storage, json } => ls(storage, json),
         Cmd::Show { experiment, storage, json } => with_experiment(&experiment, storage, |i| show(i, json)),
@@ -115,15 +150,9 @@ fn default_storage(s: Option<String>) -> PathBuf {
     expand_home(&s.unwrap_or_else(|| "~/hyperfleet_results".into()))
 }
 
-fn run(
-    file: &Path,
-    name: Option<String>,
-    storage: Option<String>,
-    resume: bool,
-    verbose: Option<u8>,
-    python: Option<String>,
-    json_out: bool,
-) -> i32 {
+fn run(a: RunArgs) -> i32 {
+    let RunArgs { file, name, storage, resume, verbose, python, json: json_out, .. } = a;
+    let file = file.as_path();
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -157,6 +186,18 @@ fn run(
     if let Some(v) = verbose {
         spec.experiment.verbose = v;
     }
+    if let Some(n) = a.num_samples {
+        spec.experiment.num_samples = n;
+    }
+    if let Some(t) = a.time_budget_s {
+        spec.experiment.time_budget_s = Some(t);
+    }
+    if let Some(m) = a.max_failures {
+        spec.failure.max_failures = m;
+    }
+    for (k, v) in a.stop {
+        spec.stop.insert(k, v);
+    }
     if let Err(e) = spec.validate() {
         eprintln!("error: {e}");
         return EXIT_BAD_INPUT;
@@ -170,6 +211,9 @@ fn run(
     }
     let mut opts = RunOptions::new();
     opts.resume = resume;
+    opts.resume_errored = a.resume_errored;
+    opts.restart_errored = a.restart_errored;
+    opts.resume_unfinished = !a.no_resume_unfinished;
     opts.handle_signals = true;
     if let Some(p) = python {
         opts.python = p;
@@ -203,7 +247,13 @@ fn run(
                 }
             }
         }
-        Err(e @ (RunError::Spec(_) | RunError::Exists(_) | RunError::NotFound(_) | RunError::Unplaceable { .. })) => {
+        Err(
+            e @ (RunError::Spec(_)
+            | RunError::Exists(_)
+            | RunError::NotFound(_)
+            | RunError::Unplaceable { .. }
+            | RunError::Locked { .. }),
+        ) => {
             eprintln!("error: {e}");
             if matches!(e, RunError::Exists(_)) {
                 eprintln!("hint: tune run {} --resume", file.display());

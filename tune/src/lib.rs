@@ -48,3 +48,26 @@ pub fn run_blocking(
         .join()
         .unwrap_or_else(|_| Err(RunError::Io("the controller thread panicked".into())))
 }
+
+/// Crash-test hook: `HYPERFLEET_FAILPOINT=<name>:<n>` makes the process SIGKILL itself the n-th
+/// time it reaches the point `name` (the crash harness uses it to die inside a transaction or a
+/// checkpoint copy); unset, it costs one atomic load.
+pub fn failpoint(name: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let spec = SPEC.get_or_init(|| {
+        let v = std::env::var("HYPERFLEET_FAILPOINT").ok()?;
+        let (n, k) = v.split_once(':').unwrap_or((v.as_str(), "1"));
+        Some((n.to_string(), k.parse().unwrap_or(1)))
+    });
+    if let Some((n, k)) = spec {
+        if n == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *k {
+            // SAFETY: kill(2) on this process; nothing after it runs.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+}

@@ -224,6 +224,9 @@ pub struct FailureSpec {
     /// Stop the whole experiment at the first trial error.
     #[serde(default)]
     pub fail_fast: bool,
+    /// A running trial that neither reports nor ends for this many seconds is killed and counted as a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hang_timeout_s: Option<f64>,
 }
 
 /// A spec that is not valid; `field` is the dotted key (`space.optimizer.lr`).
@@ -318,6 +321,11 @@ impl Spec {
             )
         })?;
         Resources::from_json(&self.resources).map_err(|re| err("resources", re.to_string()))?;
+        if let Some(h) = self.failure.hang_timeout_s {
+            if !(h.is_finite() && h > 0.0) {
+                return Err(err("failure.hang_timeout_s", "expected a number of seconds > 0"));
+            }
+        }
         if self.failure.max_failures < -1 {
             return Err(err("failure.max_failures", "expected -1 (forever) or a count >= 0"));
         }

@@ -303,7 +303,10 @@ fn writer(
                     w(&tx)?;
                 }
             }
-            tx.commit()
+            crate::failpoint("store_before_commit");
+            tx.commit()?;
+            crate::failpoint("store_after_commit");
+            Ok(())
         })();
         if let Err(e) = res {
             on_error(format!("{}: could not record to the experiment database: {e}", path.display()));
@@ -355,6 +358,25 @@ pub struct TrialRow {
 /// Reads an experiment key.
 pub fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT value FROM experiment WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+/// The metrics stored with one checkpoint of a trial.
+pub fn checkpoint_metrics(conn: &Connection, seq: u64, path: &str) -> rusqlite::Result<Option<Map<String, Value>>> {
+    let m: Option<String> = conn
+        .query_row(
+            "SELECT metrics FROM checkpoints WHERE trial_seq = ?1 AND path = ?2 ORDER BY id DESC LIMIT 1",
+            params![seq as i64, path],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(m.and_then(|m| serde_json::from_str(&m).ok()))
+}
+
+/// Paths (relative to the experiment folder) of every checkpoint not marked deleted.
+pub fn live_checkpoint_paths(conn: &Connection) -> rusqlite::Result<std::collections::BTreeSet<String>> {
+    let mut st = conn.prepare("SELECT path FROM checkpoints WHERE deleted_at IS NULL")?;
+    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    rows.collect()
 }
 
 /// Appends one entry of the replay log: what the searcher and scheduler were told, in order.

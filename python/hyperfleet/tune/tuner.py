@@ -260,6 +260,8 @@ class Tuner:
         self._run_config = run_config or RunConfig()
         self._restore_path = _restore_path
         self._experiment_path: Optional[str] = _restore_path
+        self._restore_flags: Dict[str, bool] = {}
+        self._extend: Dict[str, Any] = {}
 
     def _spec(self) -> Tuple[Dict[str, Any], List[Callable[..., Any]]]:
         tc, rc = self._tune_config, self._run_config
@@ -314,6 +316,11 @@ class Tuner:
             with sqlite3.connect(os.path.join(self._restore_path, "experiment.db")) as c:
                 row = c.execute("SELECT value FROM experiment WHERE key = 'spec'").fetchone()
             spec = json.loads(row[0])
+            for key in ("num_samples", "time_budget_s"):
+                if self._extend.get(key) is not None:
+                    spec["experiment"][key] = self._extend[key]
+            if self._extend.get("stop"):
+                spec["stop"] = {**spec.get("stop", {}), **{k: float(v) for k, v in self._extend["stop"].items()}}
             funcs: List[Callable[..., Any]] = []
             if self._param_space:
                 _space_to_spec(self._param_space, funcs)
@@ -335,7 +342,9 @@ class Tuner:
             spec["trainable"]["pickle"] = self._write_trainable(exp_dir)
         hooks = _Hooks(self, funcs, int(spec["experiment"].get("verbose", 2)))
         try:
-            summary = _native.fit(json.dumps(spec), hooks, self._restore_path is not None, sys.executable, os.getcwd())
+            summary = _native.fit(
+                json.dumps(spec), hooks, self._restore_path is not None, sys.executable, os.getcwd(), **self._restore_flags
+            )
         except Exception:
             if fresh and not os.path.exists(os.path.join(exp_dir, "experiment.db")):
                 import shutil
@@ -372,12 +381,40 @@ class Tuner:
         return ResultGrid(self._experiment_path)
 
     @classmethod
-    def restore(cls, path: str, trainable: Any, *, param_space: Optional[Dict[str, Any]] = None, **_unused: Any) -> "Tuner":
-        """A Tuner that continues the experiment at ``path``: finished trials are kept, unfinished ones resume."""
+    def restore(
+        cls,
+        path: str,
+        trainable: Any,
+        *,
+        resume_unfinished: bool = True,
+        resume_errored: bool = False,
+        restart_errored: bool = False,
+        param_space: Optional[Dict[str, Any]] = None,
+        num_samples: Optional[int] = None,
+        time_budget_s: Optional[float] = None,
+        stop: Optional[Dict[str, float]] = None,
+        **_unused: Any,
+    ) -> "Tuner":
+        """A Tuner that continues the experiment at ``path``: finished trials are kept, unfinished ones resume.
+
+        ``resume_errored`` continues ERROR trials from their latest checkpoint, ``restart_errored``
+        starts them over. ``num_samples``, ``time_budget_s`` (counted over the experiment's whole
+        running time) and ``stop`` extend a finished or interrupted experiment; the searcher
+        continues from everything it has seen.
+        """
         path = os.path.abspath(os.path.expanduser(path))
         if not cls.can_restore(path):
             raise FileNotFoundError(f"Tuner.restore: {path} holds no experiment (no experiment.db with a spec)")
-        return cls(trainable, param_space=param_space, _restore_path=path)
+        if stop is not None and not isinstance(stop, dict):
+            raise TypeError(f"Tuner.restore(stop=...): expected a dict of metric -> threshold, got {stop!r}")
+        t = cls(trainable, param_space=param_space, _restore_path=path)
+        t._restore_flags = {
+            "resume_unfinished": bool(resume_unfinished),
+            "resume_errored": bool(resume_errored),
+            "restart_errored": bool(restart_errored),
+        }
+        t._extend = {"num_samples": num_samples, "time_budget_s": time_budget_s, "stop": stop}
+        return t
 
     @classmethod
     def can_restore(cls, path: str) -> bool:

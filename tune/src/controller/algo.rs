@@ -108,8 +108,8 @@ impl Algorithms {
         json!({})
     }
 
-    /// Applies one stored log entry, as it was applied live.
-    pub(crate) fn replay(&mut self, row: &LogRow) {
+    /// Applies one stored log entry, as it was applied live; a result gives back the decision made on it.
+    pub(crate) fn replay(&mut self, row: &LogRow) -> Option<Decision> {
         let d = &row.detail;
         match row.kind.as_str() {
             "add" => {
@@ -123,7 +123,7 @@ impl Algorithms {
                     score: score_back(&d["score"]),
                     queued: d["queued"].as_u64().unwrap_or(0) as usize,
                 };
-                let _ = self.result(row.trial, &obs, &sched, d["checkpoint"].as_bool().unwrap_or(false));
+                return Some(self.result(row.trial, &obs, &sched, d["checkpoint"].as_bool().unwrap_or(false)).0);
             }
             "exploit" => {
                 let config = d["config"].as_object().cloned().unwrap_or_default();
@@ -154,5 +154,6 @@ impl Algorithms {
             }
             _ => {}
         }
+        None
     }
 }

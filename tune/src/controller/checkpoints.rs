@@ -39,10 +39,13 @@ pub(crate) fn persist_checkpoint(src: &Path, dst: &Path) -> std::io::Result<()> 
         std::fs::remove_dir_all(&tmp)?;
     }
     copy_dir(src, &tmp)?;
+    crate::failpoint("checkpoint_copied");
     if dst.exists() {
         std::fs::remove_dir_all(dst)?;
     }
-    std::fs::rename(&tmp, dst)
+    std::fs::rename(&tmp, dst)?;
+    crate::failpoint("checkpoint_renamed");
+    Ok(())
 }
 
 fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {

@@ -127,7 +127,10 @@ impl Controller {
     fn on_exit(&mut self, key: WorkerKey, code: Option<i32>, signal: Option<i32>) {
         let gid = key.group;
         let Some(g) = self.groups.get_mut(&gid) else { return };
-        g.workers[key.rank as usize] = None;
+        if let Some(w) = g.workers[key.rank as usize].take() {
+            // Whatever the worker started and left behind in its process group goes with it.
+            w.signal(libc::SIGKILL);
+        }
         if !g.done[key.rank as usize] {
             // An exit that was not a clean finish ends the group's trial and the group.
             let retiring = g.retiring;
@@ -156,14 +159,15 @@ impl Controller {
                     }
                 }
             }
-            let g = self.groups.get_mut(&gid).expect("group exists");
-            for w in g.workers.iter().flatten() {
-                w.signal(libc::SIGKILL);
+            // (Failing the trial may have ended the experiment and retired the group already.)
+            if let Some(g) = self.groups.get_mut(&gid) {
+                for w in g.workers.iter().flatten() {
+                    w.signal(libc::SIGKILL);
+                }
+                g.retiring = true;
             }
-            g.retiring = true;
         }
-        let g = self.groups.get_mut(&gid).expect("group exists");
-        if g.workers.iter().all(|w| w.is_none()) {
+        if self.groups.get(&gid).is_some_and(|g| g.workers.iter().all(|w| w.is_none())) {
             self.groups.remove(&gid); // drops the reservation: capacity freed
         }
     }
@@ -183,6 +187,15 @@ impl Controller {
         t.iterations_since_restore += 1;
         t.time_total += dt;
         t.time_since_restore += dt;
+        if t.iteration <= t.recorded {
+            // Resumed from an older checkpoint: this iteration was recorded (and decided on) before.
+            // The first record stands, so every result is recorded exactly once.
+            if let Some(w) = self.groups[&gid].workers[0].as_ref() {
+                w.ack(false);
+            }
+            return;
+        }
+        t.recorded = t.iteration;
         let mut m = metrics;
         if let Some(metric) = &self.spec.experiment.metric {
             if !m.contains_key(metric) {
@@ -524,6 +537,26 @@ impl Controller {
         self.hooks.on_trial_end(&id, status.as_str());
     }
 
+    /// Brings an ERROR trial back on resume (`resume_errored` / `restart_errored`): the searcher and
+    /// scheduler are told it exists again, through the replay log like any other call.
+    pub(crate) fn readd_errored(&mut self, seq: u64) {
+        let config = self.trials[&seq].config.clone();
+        let entry = self.algo.add(seq, &config).to_string();
+        let restore = self.trials[&seq].restore.clone();
+        self.store.write(
+            move |c| {
+                c.prepare_cached(
+                    "UPDATE trials SET status = 'PENDING', num_failures = 0, error = NULL, ended_at = NULL WHERE seq = ?1",
+                )?
+                .execute(params![seq as i64])?;
+                store::append_log(c, seq, "add", &entry)
+            },
+            None,
+        );
+        let how = if restore.is_some() { "resumed from its latest checkpoint" } else { "restarted from scratch" };
+        self.store.event(Some(seq), "trial_readded", format!("ERROR trial {how}"));
+    }
+
     /// Ends a trial TERMINATED with `reason`, scored by its last result (`pruned` when a scheduler stopped it).
     pub(crate) fn end_with_reason(&mut self, seq: u64, reason: String, pruned: bool) {
         let last = self.trials[&seq].last_result.clone();
@@ -662,9 +695,9 @@ pub(crate) fn tail_of(path: &Path, n: usize) -> String {
 
 fn signal_name(s: i32) -> &'static str {
     match s {
-        libc::SIGKILL => "SIGKILL",
+        libc::SIGKILL => "SIGKILL: killed from outside, or by the kernel when memory ran out",
         libc::SIGTERM => "SIGTERM",
-        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGSEGV => "SIGSEGV: a segmentation fault",
         libc::SIGABRT => "SIGABRT",
         libc::SIGINT => "SIGINT",
         libc::SIGBUS => "SIGBUS",

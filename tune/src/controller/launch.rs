@@ -221,6 +221,7 @@ impl Controller {
                 restore: None,
                 last_sched: None,
                 cloning: false,
+                recorded: 0,
             },
         );
     }

@@ -133,6 +133,9 @@ pub(crate) struct Trial {
     last_sched: Option<hyperfleet_scheduler::SchedResult>,
     /// A donor's checkpoint is being cloned into this trial's folder.
     cloning: bool,
+    /// The highest `training_iteration` already recorded: a trial resumed from an older
+    /// checkpoint re-reports iterations up to here, and those are not recorded twice.
+    recorded: u64,
 }
 
 pub(crate) struct Group {
@@ -182,6 +185,12 @@ pub struct Controller {
     algo: algo::Algorithms,
     store: Store,
     store_thread: Option<crate::store::StoreThread>,
+    /// Running time of earlier runs of this experiment (before a resume).
+    elapsed_before: f64,
+    /// When `elapsed_s` was last stored.
+    elapsed_saved: Instant,
+    /// The driver lock, held while this controller lives.
+    _lock: std::fs::File,
     cluster: LocalCluster,
     hooks: Box<dyn Hooks>,
     trials: BTreeMap<u64, Trial>,
@@ -225,6 +234,7 @@ impl Controller {
             None
         };
         let shutdown = self.shutdown.clone();
+        self.on_timers(); // a resumed experiment may have spent its time budget already
         self.fill();
         loop {
             self.check_shutdown();
@@ -289,6 +299,9 @@ impl Controller {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        if now.duration_since(self.elapsed_saved) >= Duration::from_secs(5) {
+            self.save_elapsed();
+        }
         if let Some(d) = self.deadline {
             if now >= d && !self.stop_new {
                 self.store.event(
@@ -298,6 +311,9 @@ impl Controller {
                 );
                 self.stop_everything(false, "time budget reached");
             }
+        }
+        if let Some(limit) = self.spec.failure.hang_timeout_s {
+            self.kill_hung(now, limit);
         }
         let due: Vec<GroupId> =
             self.groups.iter().filter(|(_, g)| g.kill_at.is_some_and(|(t, _)| now >= t)).map(|(id, _)| *id).collect();
@@ -334,6 +350,45 @@ impl Controller {
             }
             self.retire_group(id, force);
         }
+    }
+
+    /// Fails and kills every running trial that has neither reported nor ended for `limit` seconds.
+    fn kill_hung(&mut self, now: Instant, limit: f64) {
+        let hung: Vec<(GroupId, u64, f64)> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.started && !g.retiring)
+            .filter_map(|(id, g)| {
+                let seq = g.trial?;
+                let t = &self.trials[&seq];
+                let quiet = now.duration_since(t.last_report).as_secs_f64();
+                (t.status == Status::Running && !t.ending && quiet >= limit).then_some((*id, seq, quiet))
+            })
+            .collect();
+        for (gid, seq, quiet) in hung {
+            let tail = events::tail_of(&self.trials[&seq].dir.join("stderr.log"), 20);
+            let msg = format!(
+                "the trial neither reported nor ended for {quiet:.1} s (failure.hang_timeout_s = {limit}); its workers were killed"
+            );
+            if let Some(g) = self.groups.get_mut(&gid) {
+                // The group no longer runs the trial: its exit must not count as a second failure.
+                g.trial = None;
+            }
+            self.trial_failed(seq, msg, tail, true);
+            if let Some(g) = self.groups.get_mut(&gid) {
+                for w in g.workers.iter().flatten() {
+                    w.signal(libc::SIGKILL);
+                }
+                g.retiring = true;
+            }
+        }
+    }
+
+    /// Stores the experiment's running time so far (what `time_budget_s` counts, across resumes).
+    fn save_elapsed(&mut self) {
+        self.elapsed_saved = Instant::now();
+        let total = self.elapsed_before + self.started.elapsed().as_secs_f64();
+        self.store.set_meta("elapsed_s", format!("{total:.3}"));
     }
 
     fn finished(&self) -> bool {
@@ -405,6 +460,7 @@ impl Controller {
         } else {
             "finished"
         };
+        self.save_elapsed();
         self.store.set_meta("status", status.to_string());
         self.store.event(None, "experiment_end", status.to_string());
         let barrier = self.store.barrier();

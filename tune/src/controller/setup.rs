@@ -17,6 +17,12 @@ pub struct RunOptions {
     pub python: String,
     /// Continue the experiment found in the store instead of starting one.
     pub resume: bool,
+    /// On resume, continue unfinished trials (else they end, TERMINATED, with a reason).
+    pub resume_unfinished: bool,
+    /// On resume, continue ERROR trials from their latest checkpoint.
+    pub resume_errored: bool,
+    /// On resume, start ERROR trials over from scratch (wins over `resume_errored`).
+    pub restart_errored: bool,
     /// Turn SIGINT/SIGTERM into a clean stop (the CLI); the Python driver checks signals itself.
     pub handle_signals: bool,
     /// Working directory for workers and relative paths.
@@ -31,6 +37,9 @@ impl RunOptions {
         RunOptions {
             python: std::env::var("HYPERFLEET_PYTHON").unwrap_or_else(|_| "python3".into()),
             resume: false,
+            resume_unfinished: true,
+            resume_errored: false,
+            restart_errored: false,
             handle_signals: false,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             shutdown: Shutdown::default(),
@@ -56,6 +65,16 @@ pub enum RunError {
     /// Resume was asked for but there is nothing to resume.
     #[error("no experiment to resume at {0}")]
     NotFound(PathBuf),
+    /// Another driver holds the experiment's lock.
+    #[error(
+        "experiment at {dir} is being run by another driver ({holder}); wait for it to end or stop it, then resume"
+    )]
+    Locked {
+        /// The experiment folder.
+        dir: PathBuf,
+        /// Who holds it, as the lock file says.
+        holder: String,
+    },
     /// A trial's gang can never be placed on this cluster.
     #[error(
         "a trial needs {need} but the cluster has {have}; lower `resources_per_worker`/`workers` or raise `resources`"
@@ -86,6 +105,35 @@ pub struct Prepared {
     pub controller: Controller,
     /// The experiment folder.
     pub experiment_dir: PathBuf,
+}
+
+/// Takes the experiment's driver lock (`<dir>/driver.lock`, an `flock` released when the process
+/// ends, however it ends) and writes who holds it into the file.
+fn lock_experiment(dir: &std::path::Path) -> Result<std::fs::File, RunError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let path = dir.join("driver.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| RunError::Io(format!("{}: {e}", path.display())))?;
+    // SAFETY: flock on a file descriptor this function owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = f.read_to_string(&mut holder);
+        let holder = holder.trim();
+        let holder = if holder.is_empty() { "unknown process".to_string() } else { holder.to_string() };
+        return Err(RunError::Locked { dir: dir.to_path_buf(), holder });
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let _ = f
+        .set_len(0)
+        .and_then(|_| f.rewind())
+        .and_then(|_| write!(f, "pid {} on {} since {:.0}", std::process::id(), host.trim(), store::now()));
+    Ok(f)
 }
 
 fn fmt_res(cpu: f64, gpu: f64, custom: &BTreeMap<String, f64>) -> String {
@@ -143,6 +191,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         spec.scheduler = spec.scheduler.clone().with_objective(&metric, mode == crate::spec::Mode::Max);
     }
     std::fs::create_dir_all(exp_dir.join("trials")).map_err(|e| RunError::Io(format!("{}: {e}", exp_dir.display())))?;
+    let lock = lock_experiment(&exp_dir)?;
     let conn = store::open(&db_path, true).map_err(|e| RunError::Store(e.to_string()))?;
     let stored = |k: &str| store::meta(&conn, k).map_err(|e| RunError::Store(e.to_string()));
     let seed = match (spec.search.seed, stored("seed")?) {
@@ -155,6 +204,13 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         Some(p) => p,
         None => format!("{:05x}", rand::rng().random::<u32>() & 0xfffff),
     };
+    if opts.resume {
+        if let Some(old) = stored("spec")? {
+            check_compatible(&old, &spec)?;
+        }
+    }
+    let elapsed_before: f64 =
+        if opts.resume { stored("elapsed_s")?.and_then(|s| s.parse().ok()).unwrap_or(0.0) } else { 0.0 };
     let had_created = stored("created_at")?.is_some();
     let rows =
         if opts.resume { store::load_trials(&conn).map_err(|e| RunError::Store(e.to_string()))? } else { Vec::new() };
@@ -207,17 +263,44 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     let mut trials = BTreeMap::new();
     let mut waiting = VecDeque::new();
     let conn_ck = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
+    // The scheduler's last decision on each trial, as replay recomputes it.
+    let mut last_stop: BTreeMap<u64, String> = BTreeMap::new();
     if opts.resume {
         for row in store::load_log(&conn_ck).map_err(|e| RunError::Store(e.to_string()))? {
-            algo.replay(&row);
+            match algo.replay(&row) {
+                Some(hyperfleet_scheduler::Decision::Stop { reason }) => {
+                    last_stop.insert(row.trial, reason);
+                }
+                _ => {
+                    last_stop.remove(&row.trial);
+                }
+            }
         }
         // Decisions replay already made and the store already holds.
         let _ = algo.scheduler.take_stopped();
+        remove_unrecorded_checkpoints(&conn_ck, &exp_dir)?;
     }
+    // What to do with each stored trial that has not finished, once the controller exists.
+    let mut end_now: Vec<(u64, String, bool)> = Vec::new();
+    let mut readd: Vec<u64> = Vec::new();
     for r in rows {
-        let status = Status::parse(&r.status).unwrap_or(Status::Pending);
-        if !status.is_final() {
+        let stored_status = Status::parse(&r.status).unwrap_or(Status::Pending);
+        let again = stored_status == Status::Error && (opts.resume_errored || opts.restart_errored);
+        let restart = again && opts.restart_errored;
+        let status = if again { Status::Pending } else { stored_status };
+        let recorded = r.last_result.as_ref().and_then(|m| m.get("training_iteration")?.as_u64()).unwrap_or(0);
+        if again {
+            readd.push(r.seq);
             waiting.push_back(r.seq);
+        } else if !status.is_final() {
+            if let Some(why) = last_stop.get(&r.seq) {
+                // The driver died between recording the result that stopped it and ending it.
+                end_now.push((r.seq, format!("scheduler: {why}"), true));
+            } else if !opts.resume_unfinished {
+                end_now.push((r.seq, "not resumed (resume_unfinished is off)".into(), false));
+            } else {
+                waiting.push_back(r.seq);
+            }
         }
         let cks = store::load_checkpoints(&conn_ck, r.seq).map_err(|e| RunError::Store(e.to_string()))?;
         let ck_metric = spec.checkpoint.score_attribute.clone();
@@ -230,16 +313,23 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
                 rel,
             })
             .collect();
-        let (iteration, time_total) = match (&r.latest_checkpoint, status.is_final()) {
-            // A resumed trial continues from its checkpoint's iteration.
-            (Some((it, _)), false) => (*it, 0.0),
-            (None, false) => (0, 0.0),
-            (_, true) => (
-                r.last_result.as_ref().and_then(|m| m.get("training_iteration")?.as_u64()).unwrap_or(0),
-                r.last_result.as_ref().and_then(|m| m.get("time_total_s")?.as_f64()).unwrap_or(0.0),
+        let latest = if restart { None } else { r.latest_checkpoint.as_ref() };
+        let (iteration, time_total) = match (latest, status.is_final()) {
+            // A resumed trial continues from its checkpoint's iteration and time.
+            (Some((it, path)), false) => (
+                *it,
+                store::checkpoint_metrics(&conn_ck, r.seq, path)
+                    .ok()
+                    .flatten()
+                    .and_then(|m| m.get("time_total_s")?.as_f64())
+                    .unwrap_or(0.0),
             ),
+            (None, false) => (0, 0.0),
+            (_, true) => {
+                (recorded, r.last_result.as_ref().and_then(|m| m.get("time_total_s")?.as_f64()).unwrap_or(0.0))
+            }
         };
-        let restore = if status.is_final() { None } else { r.latest_checkpoint.as_ref().map(|(_, p)| p.clone()) };
+        let restore = if status.is_final() { None } else { latest.map(|(_, p)| p.clone()) };
         trials.insert(
             r.seq,
             Trial {
@@ -255,13 +345,15 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
                 time_since_restore: 0.0,
                 last_result: r.last_result,
                 checkpoints,
-                num_failures: r.num_failures,
+                num_failures: if again { 0 } else { r.num_failures },
                 group: None,
                 last_report: Instant::now(),
                 ending: false,
                 restore,
                 last_sched: None,
                 cloning: false,
+                // A restarted trial starts over, so its iterations are new ones.
+                recorded: if restart { 0 } else { recorded },
             },
         );
     }
@@ -269,45 +361,124 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     let reuse = spec.experiment.reuse_workers.unwrap_or(v.gang.bundles.iter().all(|b| b.gpu == 0.0))
         && spec.trainable.command.is_none();
     let max_concurrent = spec.experiment.max_concurrent_trials.unwrap_or(usize::MAX);
-    let deadline = spec.experiment.time_budget_s.map(|s| Instant::now() + Duration::from_secs_f64(s));
+    // The time budget covers the experiment's whole running time, across resumes.
+    let deadline =
+        spec.experiment.time_budget_s.map(|s| Instant::now() + Duration::from_secs_f64((s - elapsed_before).max(0.0)));
     let exp_name = spec.experiment.name.clone().unwrap_or_default();
-    Ok(Prepared {
-        experiment_dir: exp_dir.clone(),
-        controller: Controller {
-            gang: v.gang,
-            space: v.space,
-            exp_dir,
-            exp_name,
-            id_prefix,
-            seed,
-            algo,
-            store,
-            store_thread: Some(store_thread),
-            cluster,
-            hooks,
-            trials,
-            waiting,
-            groups: BTreeMap::new(),
-            next_group: 0,
-            next_seq,
-            tx,
-            rx,
-            wtx,
-            wrx,
-            searcher_done: false,
-            stop_new: false,
-            interrupted: false,
-            failure: None,
-            started: Instant::now(),
-            deadline,
-            results: 0,
-            shutdown: opts.shutdown.clone(),
-            shutdown_seen: 0,
-            last_progress: None,
-            reuse,
-            max_concurrent,
-            opts,
-            spec,
-        },
-    })
+    let mut controller = Controller {
+        gang: v.gang,
+        space: v.space,
+        exp_dir: exp_dir.clone(),
+        exp_name,
+        id_prefix,
+        seed,
+        algo,
+        store,
+        store_thread: Some(store_thread),
+        _lock: lock,
+        cluster,
+        hooks,
+        trials,
+        waiting,
+        groups: BTreeMap::new(),
+        next_group: 0,
+        next_seq,
+        tx,
+        rx,
+        wtx,
+        wrx,
+        searcher_done: false,
+        stop_new: false,
+        interrupted: false,
+        failure: None,
+        started: Instant::now(),
+        deadline,
+        results: 0,
+        shutdown: opts.shutdown.clone(),
+        shutdown_seen: 0,
+        last_progress: None,
+        reuse,
+        max_concurrent,
+        elapsed_before,
+        elapsed_saved: Instant::now(),
+        opts,
+        spec,
+    };
+    for seq in readd {
+        controller.readd_errored(seq);
+    }
+    for (seq, why, pruned) in end_now {
+        controller.end_with_reason(seq, why, pruned);
+    }
+    Ok(Prepared { experiment_dir: exp_dir, controller })
+}
+
+/// Refuses a resume whose spec changes what the stored experiment's results mean.
+fn check_compatible(stored: &str, spec: &Spec) -> Result<(), RunError> {
+    let old: serde_json::Value =
+        serde_json::from_str(stored).map_err(|e| RunError::Store(format!("stored spec: {e}")))?;
+    let new = serde_json::to_value(spec).map_err(|e| RunError::Io(e.to_string()))?;
+    // Fields that may change on resume: budgets, stop criteria, concurrency, failure handling, display.
+    let strip = |v: &serde_json::Value, section: &str, keep_out: &[&str]| {
+        let mut v = v[section].clone();
+        if let Some(m) = v.as_object_mut() {
+            for k in keep_out {
+                m.remove(*k);
+            }
+        }
+        v
+    };
+    let checks: [(&str, &[&str]); 4] =
+        [("space", &[]), ("search", &["seed", "max_concurrent", "batch"]), ("scheduler", &[]), ("trainable", &[])];
+    for (section, free) in checks {
+        if strip(&old, section, free) != strip(&new, section, free) {
+            return Err(RunError::Spec(SpecError {
+                field: section.into(),
+                message: format!(
+                    "differs from the stored experiment's ({} now, {} stored); a resumed experiment keeps its {section} — start a new experiment (another name) to change it",
+                    strip(&new, section, free),
+                    strip(&old, section, free)
+                ),
+            }));
+        }
+    }
+    for key in ["metric", "mode"] {
+        if old["experiment"][key] != new["experiment"][key] {
+            return Err(RunError::Spec(SpecError {
+                field: format!("experiment.{key}"),
+                message: format!(
+                    "is {} but the stored experiment's is {}; a resumed experiment keeps its objective",
+                    new["experiment"][key], old["experiment"][key]
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes checkpoint folders the store does not hold as live: copies a crash cut short,
+/// and folders whose deletion was committed but not yet carried out.
+fn remove_unrecorded_checkpoints(conn: &rusqlite::Connection, exp_dir: &std::path::Path) -> Result<(), RunError> {
+    let live = store::live_checkpoint_paths(conn).map_err(|e| RunError::Store(e.to_string()))?;
+    let trials = exp_dir.join("trials");
+    let Ok(dirs) = std::fs::read_dir(&trials) else { return Ok(()) };
+    for d in dirs.flatten() {
+        let Ok(entries) = std::fs::read_dir(d.path()) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            // Only our own folders: `checkpoint_NNNNNN`, its `.tmp`, and PBT's `_from_<donor>` clones.
+            let ours = name.len() >= 17
+                && name.starts_with("checkpoint_")
+                && name.as_bytes()[11..17].iter().all(u8::is_ascii_digit)
+                && (name.len() == 17 || name[17..].starts_with(".tmp") || name[17..].starts_with("_from_"));
+            if !ours {
+                continue;
+            }
+            let rel = format!("trials/{}/{name}", d.file_name().to_string_lossy());
+            if !live.contains(&rel) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(())
 }
