@@ -79,8 +79,13 @@ class RunConfig:
     checkpoint_config: Optional[CheckpointConfig] = None
     callbacks: Optional[List[Any]] = None
     verbose: Optional[int] = None
+    #: hyperfleet's own: "durable" (report() returns once its result is committed) or "relaxed"
+    #: (once it is queued; a driver crash may lose the last few results).
+    durability: str = "durable"
 
     def __post_init__(self) -> None:
+        _check(self.durability in ("durable", "relaxed"), "RunConfig(durability=...)", "'durable' or 'relaxed'",
+               self.durability)
         _check(self.name is None or (isinstance(self.name, str) and bool(self.name) and "/" not in self.name),
                "RunConfig(name=...)", "a folder name without '/'", self.name)
         _check(self.verbose is None or self.verbose in (0, 1, 2, 3), "RunConfig(verbose=...)", "0, 1, 2 or 3", self.verbose)

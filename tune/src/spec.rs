@@ -76,6 +76,21 @@ pub struct ExperimentSection {
     /// Extra import paths for Python workers.
     #[serde(default)]
     pub python_path: Vec<String>,
+    /// When `report()` returns: once its result is committed (`durable`), or once it is queued (`relaxed`).
+    #[serde(default)]
+    pub durability: Durability,
+}
+
+/// When a trial's `report()` is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// After the transaction holding the result commits: a driver crash loses no acknowledged result.
+    #[default]
+    Durable,
+    /// As soon as the result is queued for the store (still committed within milliseconds, in the
+    /// same grouped transactions): a driver crash can lose the last few acknowledged results.
+    Relaxed,
 }
 
 fn default_storage() -> String {

@@ -295,6 +295,7 @@ class Tuner:
                 "reuse_workers": tc.reuse_actors,
                 "verbose": 2 if rc.verbose is None else rc.verbose,
                 "python_path": [p for p in sys.path if p],
+                "durability": rc.durability,
             },
             "trainable": {"pickle": "", "name": _trainable_name(self._trainable)},
             "scaling": {"workers": 1, "resources_per_worker": resources, "placement": "pack"},

@@ -30,7 +30,13 @@ impl Controller {
         match ev {
             Ev::CheckpointSaved { group, seq, metrics, saved } => match saved {
                 Ok(rel) => self.record_result(group, seq, metrics, Some(rel)),
-                Err(e) => {
+                Err((e, true)) => {
+                    // The storage is at fault (full, read-only, failing), not the trial: stop, resumably.
+                    self.fail_experiment(format!("could not write a checkpoint: {e}"));
+                    self.interrupted = true;
+                    self.stop_everything(true, "storage failure");
+                }
+                Err((e, false)) => {
                     self.trial_failed(seq, format!("could not persist the checkpoint: {e}"), String::new(), true);
                     self.detach(group);
                     self.retire_group(group, true);
@@ -42,6 +48,8 @@ impl Controller {
             Ev::CapacityFreed => {}
             Ev::StoreFailed(e) => {
                 self.fail_experiment(e);
+                // Running trials stay unfinished (PENDING) so that a resume continues them.
+                self.interrupted = true;
                 self.stop_everything(true, "store failure");
             }
         }
@@ -231,8 +239,15 @@ impl Controller {
                 let dst = self.exp_dir.join(&rel);
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let saved =
-                        persist_checkpoint(&src, &dst).map(|_| rel).map_err(|e| format!("{}: {e}", src.display()));
+                    let saved = persist_checkpoint(&src, &dst).map(|_| rel).map_err(|e| {
+                        let storage =
+                            matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EROFS | libc::EDQUOT | libc::EIO));
+                        if storage {
+                            (format!("{}: {e}", dst.display()), true)
+                        } else {
+                            (format!("{}: {e}", src.display()), false)
+                        }
+                    });
                     let _ = tx.send(Ev::CheckpointSaved { group: gid, seq, metrics: m, saved });
                 });
             }
@@ -318,7 +333,12 @@ impl Controller {
         }
         self.hooks.on_result(&id, &m);
         let stop = reason.is_some();
-        let ack = self.groups.get(&gid).and_then(|g| g.workers[0].as_ref().map(|w| w.acker(stop || pause)));
+        let mut ack = self.groups.get(&gid).and_then(|g| g.workers[0].as_ref().map(|w| w.acker(stop || pause)));
+        if self.spec.experiment.durability == crate::spec::Durability::Relaxed {
+            if let Some(a) = ack.take() {
+                a.send();
+            }
+        }
         self.store_result(&m, ResultWrite { seq, iteration, ckpt, delete, ack, log: Some(entry) });
         if stop {
             let score = obs.score;

@@ -158,7 +158,7 @@ pub(crate) enum Ev {
         group: GroupId,
         seq: u64,
         metrics: Map<String, Value>,
-        saved: Result<String, String>,
+        saved: Result<String, (String, bool)>,
     },
     Cloned {
         seq: u64,
@@ -471,8 +471,10 @@ impl Controller {
         let Controller { store, store_thread, .. } = self;
         drop(store);
         let joined = store_thread.map(|t| t.join()).unwrap_or(Ok(()));
-        if let Err(e) = barrier.and(joined) {
-            return Err(RunError::Store(e.to_string()));
+        // The writer's own error says what went wrong (disk full, read-only); the barrier only that it stopped.
+        if let Err(e) = joined.and(barrier) {
+            // The first thing that went wrong is the one to report.
+            return Err(RunError::Store(self.failure.unwrap_or_else(|| e.to_string())));
         }
         Ok(Summary { status: status.into(), experiment_dir: self.exp_dir, counts, error: self.failure })
     }

@@ -119,7 +119,7 @@ fn lock_experiment(dir: &std::path::Path) -> Result<std::fs::File, RunError> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| RunError::Io(format!("{}: {e}", path.display())))?;
+        .map_err(|e| RunError::Io(format!("cannot write to the experiment folder ({}): {e}", path.display())))?;
     // SAFETY: flock on a file descriptor this function owns.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let mut holder = String::new();
@@ -149,6 +149,8 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     let exp_dir = spec.experiment_dir();
     let db_path = exp_dir.join("experiment.db");
     let exists = db_path.exists();
+    // Lock before looking: what a second driver would see is not read while the first one writes.
+    let early_lock = if exp_dir.is_dir() { Some(lock_experiment(&exp_dir)?) } else { None };
     let has_trials = exists && {
         let c = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
         c.query_row("SELECT count(*) FROM trials", [], |r| r.get::<_, i64>(0))
@@ -191,7 +193,10 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         spec.scheduler = spec.scheduler.clone().with_objective(&metric, mode == crate::spec::Mode::Max);
     }
     std::fs::create_dir_all(exp_dir.join("trials")).map_err(|e| RunError::Io(format!("{}: {e}", exp_dir.display())))?;
-    let lock = lock_experiment(&exp_dir)?;
+    let lock = match early_lock {
+        Some(l) => l,
+        None => lock_experiment(&exp_dir)?,
+    };
     let conn = store::open(&db_path, true).map_err(|e| RunError::Store(e.to_string()))?;
     let stored = |k: &str| store::meta(&conn, k).map_err(|e| RunError::Store(e.to_string()));
     let seed = match (spec.search.seed, stored("seed")?) {
