@@ -194,8 +194,9 @@ def test_time_budget_counts_the_whole_experiment_across_resumes(tmp_path):
 
 
 def test_kill_minus_nine_anywhere_loses_nothing():
-    """The short crash harness: 20 SIGKILLs of the driver, half at failpoints, compared with an uninterrupted run."""
-    assert harness.main(["--kills", "20", "--seed", "1"]) == 0
+    """The short crash harness: 20 SIGKILLs of the driver, about half at failpoints, with TPE and ASHA
+    rebuilt by replay each time, compared with an uninterrupted run."""
+    assert harness.main(["--kills", "20", "--seed", "1", "--searcher", "tpe"]) == 0
 
 
 def test_kill_minus_nine_with_concurrent_trials():

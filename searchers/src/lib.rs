@@ -3,8 +3,8 @@
 //! A [`Space`] is parsed from nested JSON (canonical `{"$domain": ...}` leaves or the TOML
 //! shorthand `{ uniform = [0, 1] }`), and a [`Searcher`] turns it into configs, one trial at a
 //! time, drawing randomness only from the [`Rng`] it is handed. [`BasicVariantGenerator`] is
-//! Ray Tune's default searcher (grid expansion times `num_samples`); [`ConcurrencyLimiter`]
-//! caps how many trials any searcher keeps live.
+//! Ray Tune's default searcher (grid expansion times `num_samples`); [`TpeSearch`] is Optuna's
+//! TPE; [`ConcurrencyLimiter`] caps how many trials any searcher keeps live.
 //!
 //! The same seed always gives the same configs (grid leaf `layers` walked, the rest sampled):
 //!
@@ -50,6 +50,7 @@ mod sample;
 pub mod searcher;
 mod shorthand;
 pub mod space;
+pub mod tpe;
 pub mod variant;
 
 pub use domain::Domain;
@@ -57,6 +58,7 @@ pub use limiter::{ConcurrencyLimiter, LimiterError};
 pub use path::{get_path, set_path};
 pub use searcher::{Observation, Outcome, Searcher, Suggestion, TrialId};
 pub use space::{Config, Param, Space, SpaceError};
+pub use tpe::{TpeConfig, TpeSearch};
 pub use variant::{BasicVariantConfig, BasicVariantGenerator};
 
 use rand::SeedableRng;

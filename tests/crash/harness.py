@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SEARCH = {"random": 'algorithm = "random"', "tpe": 'algorithm = "tpe"\noptions = { n_startup_trials = 4 }'}
 FAILPOINTS = ["store_before_commit", "store_after_commit", "checkpoint_copied", "checkpoint_renamed"]
 
 SPEC = """
@@ -63,6 +64,7 @@ ckpt_every = 3
 
 [search]
 seed = {seed}
+{search}
 
 [scheduler]
 kind = "asha"
@@ -82,7 +84,8 @@ def tune_cmd():
 def write_spec(work, name, args):
     p = work / f"{name}.toml"
     p.write_text(SPEC.format(name=name, storage=work / "results", samples=args.samples, concurrent=args.concurrent,
-                             here=HERE, iters=args.iters, sleep=args.sleep, seed=args.seed))
+                             here=HERE, iters=args.iters, sleep=args.sleep, seed=args.seed,
+                             search=SEARCH[args.searcher]))
     return p
 
 
@@ -223,6 +226,7 @@ def main(argv=None):
     ap.add_argument("--sleep", type=float, default=0.03, help="seconds per iteration")
     ap.add_argument("--concurrent", type=int, default=1,
                     help="trials at once; with 1 the run is also compared with an uninterrupted reference")
+    ap.add_argument("--searcher", choices=sorted(SEARCH), default="random")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)

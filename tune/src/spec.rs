@@ -1,7 +1,7 @@
 //! The experiment spec: one serde model for the TOML file and the Python API.
 
 use hyperfleet_scheduler::SchedulerConfig;
-use hyperfleet_searchers::{BasicVariantConfig, Space};
+use hyperfleet_searchers::{BasicVariantConfig, Searcher, Space, TpeConfig};
 use hyperfleet_train::{GangSpec, PlacementStrategy, Resources};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -181,9 +181,12 @@ impl Default for Scaling {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSpec {
-    /// `random` or `grid` (both: Ray's BasicVariantGenerator).
+    /// `random` or `grid` (both: Ray's BasicVariantGenerator), or `tpe`.
     #[serde(default = "random")]
     pub algorithm: String,
+    /// The algorithm's own options (`[search.options]`; for `tpe`: `n_startup_trials`, ...).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub options: Map<String, Value>,
     /// Seed; chosen and recorded at creation when absent, so a resume is reproducible.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -204,7 +207,14 @@ fn random() -> String {
 
 impl Default for SearchSpec {
     fn default() -> Self {
-        SearchSpec { algorithm: random(), seed: None, points_to_evaluate: Vec::new(), max_concurrent: 0, batch: false }
+        SearchSpec {
+            algorithm: random(),
+            options: Map::new(),
+            seed: None,
+            points_to_evaluate: Vec::new(),
+            max_concurrent: 0,
+            batch: false,
+        }
     }
 }
 
@@ -315,11 +325,27 @@ impl Spec {
                 return Err(err("trainable.command", "expected a non-empty list: [\"program\", \"arg\", ...]"));
             }
         }
-        if !matches!(self.search.algorithm.as_str(), "random" | "grid" | "basic_variant") {
-            return Err(err(
-                "search.algorithm",
-                format!("expected \"random\" or \"grid\", got {:?}", self.search.algorithm),
-            ));
+        match self.search.algorithm.as_str() {
+            "random" | "grid" | "basic_variant" => {
+                if let Some(k) = self.search.options.keys().next() {
+                    return Err(err(format!("search.options.{k}"), "random and grid search take no options"));
+                }
+            }
+            "tpe" => {
+                if e.metric.is_none() || e.mode.is_none() {
+                    return Err(err(
+                        "search.algorithm",
+                        "\"tpe\" learns from the experiment's metric: set [experiment] metric and mode",
+                    ));
+                }
+                self.tpe_config()?;
+            }
+            other => {
+                return Err(err(
+                    "search.algorithm",
+                    format!("expected \"random\", \"grid\" or \"tpe\", got {other:?}"),
+                ));
+            }
         }
         let space = Space::parse(&Value::Object(self.space.clone()))
             .map_err(|se| err(format!("space.{}", se.path), se.rule.clone()))?;
@@ -344,15 +370,31 @@ impl Spec {
         if self.failure.max_failures < -1 {
             return Err(err("failure.max_failures", "expected -1 (forever) or a count >= 0"));
         }
-        if let Err(se) = self.searcher_config().build(space.clone(), e.num_samples) {
-            return Err(err(format!("search.{}", se.path), se.rule.clone()));
-        }
+        self.build_searcher(space.clone())?;
         Ok(Validated { space, gang: GangSpec { bundles: vec![bundle; self.scaling.workers], strategy } })
     }
 
     /// The searcher configuration this spec describes.
     pub fn searcher_config(&self) -> BasicVariantConfig {
         BasicVariantConfig { points_to_evaluate: self.search.points_to_evaluate.clone(), ..Default::default() }
+    }
+
+    /// The TPE options in `[search.options]`, with `points_to_evaluate` from `[search]`.
+    fn tpe_config(&self) -> Result<TpeConfig, SpecError> {
+        let mut c: TpeConfig = serde_json::from_value(Value::Object(self.search.options.clone()))
+            .map_err(|e| err("search.options", e.to_string()))?;
+        c.points_to_evaluate = self.search.points_to_evaluate.clone();
+        Ok(c)
+    }
+
+    /// Builds the searcher this spec describes (without the concurrency limiter) over `space`.
+    pub fn build_searcher(&self, space: Space) -> Result<Box<dyn Searcher>, SpecError> {
+        let n = self.experiment.num_samples;
+        let se = |e: hyperfleet_searchers::SpaceError| err(format!("search.{}", e.path), e.rule);
+        Ok(match self.search.algorithm.as_str() {
+            "tpe" => Box::new(self.tpe_config()?.build(space, n).map_err(se)?),
+            _ => Box::new(self.searcher_config().build(space, n).map_err(se)?),
+        })
     }
 
     /// The experiment's folder: `<storage>/<name>`.

@@ -277,6 +277,14 @@ class Tuner:
             if to_spec is None:
                 raise TypeError(f"TuneConfig(search_alg=...): {type(tc.search_alg).__name__} is not a hyperfleet searcher")
             search = to_spec()
+        # A searcher's own metric/mode (Ray lets either carry them) fill in the experiment's.
+        metric, mode = tc.metric, tc.mode
+        s_metric, s_mode = search.pop("metric", None), search.pop("mode", None)
+        if s_metric is not None:
+            if metric is not None and (metric, mode) != (s_metric, s_mode):
+                raise ValueError(f"TuneConfig(metric={metric!r}, mode={mode!r}) and the searcher's "
+                                 f"(metric={s_metric!r}, mode={s_mode!r}) differ: set them in one place")
+            metric, mode = s_metric, s_mode
         scheduler: Dict[str, Any] = {"kind": "fifo"}
         if tc.scheduler is not None:
             to_spec = getattr(tc.scheduler, "to_spec", None)
@@ -287,8 +295,8 @@ class Tuner:
             "experiment": {
                 "name": name,
                 "storage": os.path.abspath(os.path.expanduser(rc.storage_path or "~/hyperfleet_results")),
-                "metric": tc.metric,
-                "mode": tc.mode,
+                "metric": metric,
+                "mode": mode,
                 "num_samples": tc.num_samples,
                 "max_concurrent_trials": tc.max_concurrent_trials,
                 "time_budget_s": float(tc.time_budget_s) if tc.time_budget_s is not None else None,

@@ -240,10 +240,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     }
     store.event(None, if opts.resume { "experiment_resume" } else { "experiment_start" }, String::new());
 
-    let base = spec
-        .searcher_config()
-        .build(v.space.clone(), spec.experiment.num_samples)
-        .map_err(|e| SpecError { field: format!("search.{}", e.path), message: e.rule.clone() })?;
+    let base = spec.build_searcher(v.space.clone())?;
     let searcher: Box<dyn Searcher> = if spec.search.max_concurrent > 0 {
         Box::new(
             ConcurrencyLimiter::new(base, spec.search.max_concurrent, spec.search.batch)

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from hyperfleet.tune.search.sample import Domain, grid_search, sample_from  # noqa: F401
 
-__all__ = ["Searcher", "BasicVariantGenerator", "ConcurrencyLimiter"]
+__all__ = ["Searcher", "BasicVariantGenerator", "ConcurrencyLimiter", "TPESearch", "OptunaSearch"]
 
 
 class Searcher:
@@ -67,3 +67,91 @@ class ConcurrencyLimiter(Searcher):
         s["max_concurrent"] = self.max_concurrent
         s["batch"] = self.batch
         return s
+
+
+class TPESearch(Searcher):
+    """Tree-structured Parzen estimator with the arithmetic of Optuna 5.0's ``TPESampler``.
+
+    Multivariate by default (one joint density over all parameters, as Optuna 5.0 does for a
+    single objective), constant liar on (running trials count as bad, so parallel suggestions
+    spread out). Random until ``n_startup_trials`` trials have finished. ``metric``/``mode``
+    may be given here instead of in ``TuneConfig``. Runs in the Rust core.
+    """
+
+    def __init__(
+        self,
+        metric: Optional[str] = None,
+        mode: Optional[str] = None,
+        points_to_evaluate: Optional[List[Dict[str, Any]]] = None,
+        n_startup_trials: int = 10,
+        n_ei_candidates: int = 24,
+        multivariate: bool = True,
+        prior_weight: float = 1.0,
+        consider_magic_clip: bool = True,
+        consider_endpoints: bool = False,
+        constant_liar: bool = True,
+        seed: Optional[int] = None,
+    ) -> None:
+        if (metric is None) != (mode is None) or mode not in (None, "min", "max"):
+            raise ValueError(f"TPESearch(metric=..., mode=...): expected both (mode 'min' or 'max') or neither, "
+                             f"got metric={metric!r}, mode={mode!r}")
+        if points_to_evaluate is not None and not (
+            isinstance(points_to_evaluate, list) and all(isinstance(p, dict) for p in points_to_evaluate)
+        ):
+            raise TypeError("TPESearch(points_to_evaluate=...): expected a list of dicts")
+        for name, v, lo in (("n_startup_trials", n_startup_trials, 0), ("n_ei_candidates", n_ei_candidates, 1)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"TPESearch({name}=...): expected an integer >= {lo}, got {v!r}")
+        if not isinstance(prior_weight, (int, float)) or prior_weight < 0:
+            raise ValueError(f"TPESearch(prior_weight=...): expected a number >= 0, got {prior_weight!r}")
+        if seed is not None and (not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"TPESearch(seed=...): expected a non-negative integer, got {seed!r}")
+        self.metric, self.mode, self.seed = metric, mode, seed
+        self.points_to_evaluate = list(points_to_evaluate or [])
+        self.options: Dict[str, Any] = {
+            "n_startup_trials": n_startup_trials,
+            "n_ei_candidates": n_ei_candidates,
+            "multivariate": bool(multivariate),
+            "prior_weight": float(prior_weight),
+            "consider_magic_clip": bool(consider_magic_clip),
+            "consider_endpoints": bool(consider_endpoints),
+            "constant_liar": bool(constant_liar),
+        }
+
+    def to_spec(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {
+            "algorithm": "tpe",
+            "options": dict(self.options),
+            "seed": self.seed,
+            "points_to_evaluate": self.points_to_evaluate,
+            "max_concurrent": 0,
+            "batch": False,
+        }
+        if self.metric is not None:
+            out["metric"], out["mode"] = self.metric, self.mode
+        return out
+
+
+class OptunaSearch(TPESearch):
+    """Ray's ``OptunaSearch`` name for porting scripts: TPE as Optuna 5.0 runs it, in the Rust core.
+
+    Only Optuna's default sampler is available (``sampler=None``); ``space`` must be None (use
+    ``param_space``).
+    """
+
+    def __init__(
+        self,
+        space: Any = None,
+        metric: Optional[str] = None,
+        mode: Optional[str] = None,
+        points_to_evaluate: Optional[List[Dict[str, Any]]] = None,
+        sampler: Any = None,
+        seed: Optional[int] = None,
+        **_unused: Any,
+    ) -> None:
+        if space is not None:
+            raise ValueError("OptunaSearch(space=...): pass the search space as Tuner(param_space=...)")
+        if sampler is not None:
+            raise ValueError("OptunaSearch(sampler=...): only the default TPE sampler runs in hyperfleet; "
+                             "use TPESearch(...) for its options")
+        super().__init__(metric=metric, mode=mode, points_to_evaluate=points_to_evaluate, seed=seed)

@@ -1,0 +1,673 @@
+//! TPE (tree-structured Parzen estimator), with the arithmetic of Optuna 5.0.0's `TPESampler`.
+//!
+//! While fewer than `n_startup_trials` trials have finished (completed or pruned), configs are
+//! drawn at random from the space exactly as [`crate::BasicVariantGenerator`] draws them. After
+//! that, every suggestion splits the trials into good and bad ([`split_trials`]), fits a
+//! [`ParzenEstimator`] `l(x)` to the good ones and `g(x)` to the bad ones, draws
+//! `n_ei_candidates` candidates from `l(x)` and proposes the one that maximises
+//! `log l(x) - log g(x)`. With `multivariate` (the default, as in Optuna 5.0 for a single
+//! objective) one joint estimator covers every dimension; without it each dimension
+//! gets its own pair of estimators and is chosen on its own.
+//!
+//! How Ray Tune's domains map onto Optuna's distributions:
+//!
+//! | domain | TPE dimension |
+//! |---|---|
+//! | `uniform`, `loguniform` | float in `[low, high]` (log scale for `loguniform`); proposals stay below `high` |
+//! | `quniform`, `qloguniform` | float on the multiples of `q` (log-scale kernels for `qloguniform`, which Optuna cannot express: it gets the discrete log kernel Optuna uses for log integers) |
+//! | `randn`, `qrandn` | float in `[mean - 10 sd, mean + 10 sd]` (on the multiples of `q` for `qrandn`): unbounded normals are truncated there |
+//! | `randint`, `lograndint` | integer in `[low, high - 1]` (Ray excludes `high`), log scale for `lograndint` |
+//! | `qrandint`, `qlograndint` | integer on the multiples of `q` Ray can produce |
+//! | `choice` | categorical, by index of the value |
+//! | `sample_from` | not searched: `null`, as in the basic generator |
+//! | `grid_search` | refused |
+//!
+//! A dimension with a single possible value is not searched (as in Optuna); it is set to that value.
+//! Constants and nested sections are copied as [`Space::resolve`] copies them.
+//!
+//! The searcher is a fold over `on_trial_add` / `on_result` / `on_complete`: replaying the same
+//! calls rebuilds the same state, and `suggest` depends only on that state and the `rng` it is
+//! given (derived per trial with [`crate::trial_rng`]).
+
+mod parzen;
+mod split;
+mod truncnorm;
+
+pub use parzen::{ParzenError, ParzenEstimator, ParzenParams, TpeDistribution};
+pub use split::{default_gamma, default_weights, split_trials, Split, TrialStatus};
+pub use truncnorm::{erf, erfc, log_gauss_mass, log_ndtr, ndtr, ppf};
+
+use crate::path::{get_path, point_leaves, set_path};
+use crate::searcher::{Observation, Outcome, Searcher, Suggestion, TrialId};
+use crate::space::{Config, Space, SpaceError};
+use crate::{Domain, Rng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn default_n_startup_trials() -> usize {
+    10
+}
+
+fn default_n_ei_candidates() -> usize {
+    24
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Options of [`TpeSearch`]; the defaults are Optuna 5.0.0's for a single objective.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TpeConfig {
+    /// Draw configs at random until this many trials have finished (completed or pruned).
+    #[serde(default = "default_n_startup_trials")]
+    pub n_startup_trials: usize,
+    /// How many candidates to draw from `l(x)` per suggestion (at least 1).
+    #[serde(default = "default_n_ei_candidates")]
+    pub n_ei_candidates: usize,
+    /// One joint estimator over all dimensions (true) or one per dimension (false).
+    #[serde(default = "yes")]
+    pub multivariate: bool,
+    /// Include the prior component; Optuna 5.0.0 always does, so only `true` is accepted.
+    #[serde(default = "yes")]
+    pub consider_prior: bool,
+    /// The prior component's weight relative to one observation's.
+    #[serde(default = "one")]
+    pub prior_weight: f64,
+    /// Floor bandwidths at `(high - low) / min(100, n + 2)` instead of `1e-12`.
+    #[serde(default = "yes")]
+    pub consider_magic_clip: bool,
+    /// Let the outermost observations' bandwidths reach to the domain's ends.
+    #[serde(default)]
+    pub consider_endpoints: bool,
+    /// Count running trials as bad, so that parallel suggestions spread out.
+    #[serde(default = "yes")]
+    pub constant_liar: bool,
+    /// Partial configs run first, in order, each counting as one of `num_samples`; leaves a
+    /// point leaves unset are drawn at random.
+    #[serde(default)]
+    pub points_to_evaluate: Vec<Config>,
+}
+
+impl Default for TpeConfig {
+    fn default() -> Self {
+        TpeConfig {
+            n_startup_trials: default_n_startup_trials(),
+            n_ei_candidates: default_n_ei_candidates(),
+            multivariate: true,
+            consider_prior: true,
+            prior_weight: 1.0,
+            consider_magic_clip: true,
+            consider_endpoints: false,
+            constant_liar: true,
+            points_to_evaluate: Vec::new(),
+        }
+    }
+}
+
+impl TpeConfig {
+    /// Builds the searcher; `num_samples` is -1 for unlimited, else at least 0. Scores it is
+    /// told are "higher is better" (the metric's mode is already folded in).
+    ///
+    /// Refuses `grid_search` leaves, points naming keys the space lacks, `n_ei_candidates = 0`,
+    /// a negative or non-finite `prior_weight`, and `consider_prior = false`.
+    pub fn build(self, space: Space, num_samples: i64) -> Result<TpeSearch, SpaceError> {
+        let err = |path: &str, rule: String| SpaceError { path: path.into(), rule };
+        let num_samples = match num_samples {
+            -1 => None,
+            n if n >= 0 => Some(n as u64),
+            n => return Err(err("num_samples", format!("must be -1 (unlimited) or at least 0, got {n}"))),
+        };
+        if self.n_ei_candidates == 0 {
+            return Err(err("n_ei_candidates", "must be at least 1, got 0".into()));
+        }
+        if !(self.prior_weight >= 0.0 && self.prior_weight.is_finite()) {
+            return Err(err("prior_weight", format!("must be a finite number >= 0, got {}", self.prior_weight)));
+        }
+        if !self.consider_prior {
+            return Err(err(
+                "consider_prior",
+                "Optuna 5.0 always uses the prior; set prior_weight (0 makes it weightless) instead".into(),
+            ));
+        }
+        let mut leaves = Vec::with_capacity(space.params().len());
+        let mut dims = Vec::new();
+        for (i, param) in space.params().iter().enumerate() {
+            let leaf = match map_domain(&param.domain) {
+                Mapped::Dim(dist, out) => {
+                    dims.push(Dim { param: i, dist, out });
+                    Leaf::Dim(dims.len() - 1)
+                }
+                Mapped::Fixed(v) => Leaf::Fixed(v),
+                Mapped::Null => Leaf::Null,
+                Mapped::Grid => {
+                    return Err(SpaceError {
+                        path: param.dotted(),
+                        rule: "grid_search is not supported by TPE; use random/grid search".into(),
+                    })
+                }
+            };
+            leaves.push(leaf);
+        }
+        let mut presets = Vec::with_capacity(self.points_to_evaluate.len());
+        for (i, point) in self.points_to_evaluate.iter().enumerate() {
+            let mut overrides = Vec::new();
+            point_leaves(point, &mut Vec::new(), &mut overrides);
+            if let Some((path, _)) = overrides.iter().find(|(path, _)| space.find(path).is_none()) {
+                return Err(SpaceError {
+                    path: format!("points_to_evaluate[{i}].{}", path.join(".")),
+                    rule: "no such key in the search space".into(),
+                });
+            }
+            presets.push(overrides);
+        }
+        let n_dims = dims.len();
+        let finite_size = dims.iter().try_fold(1u128, |acc, d| d.lattice_len().map(|n| acc.saturating_mul(n)));
+        let params = ParzenParams {
+            prior_weight: self.prior_weight,
+            consider_magic_clip: self.consider_magic_clip,
+            consider_endpoints: self.consider_endpoints,
+        };
+        Ok(TpeSearch {
+            n_startup_trials: self.n_startup_trials,
+            n_ei_candidates: self.n_ei_candidates,
+            multivariate: self.multivariate,
+            constant_liar: self.constant_liar,
+            params,
+            space,
+            leaves,
+            dims,
+            presets,
+            num_samples,
+            finite_size,
+            trials: BTreeMap::new(),
+            seen: BTreeSet::new(),
+            sorted: vec![Vec::new(); n_dims],
+        })
+    }
+}
+
+/// What a space leaf becomes.
+#[derive(Clone, Debug, PartialEq)]
+enum Leaf {
+    /// A searched dimension (index into `dims`).
+    Dim(usize),
+    /// A domain with one possible value.
+    Fixed(Value),
+    /// `sample_from`: left for the caller.
+    Null,
+}
+
+/// How an internal value becomes a config value.
+#[derive(Clone, Debug, PartialEq)]
+enum Output {
+    /// A float: rounded to a multiple of `q` Ray's way if given, kept in `[low, high]`, and below
+    /// `high` when `high` is exclusive.
+    Float { low: f64, high: f64, q: Option<f64>, exclusive: bool },
+    /// An integer in `[low, high]`.
+    Int { low: i64, high: i64 },
+    /// One of the values, by index.
+    Choice(Vec<Value>),
+}
+
+/// One searched dimension: the space leaf it fills, its distribution and how values come out.
+#[derive(Clone, Debug, PartialEq)]
+struct Dim {
+    param: usize,
+    dist: TpeDistribution,
+    out: Output,
+}
+
+impl Dim {
+    /// How many values a discrete dimension has; `None` when continuous.
+    fn lattice_len(&self) -> Option<u128> {
+        match self.dist {
+            TpeDistribution::Numeric { low, high, step: Some(step), .. } => {
+                Some(((high - low) / step).round() as u128 + 1)
+            }
+            TpeDistribution::Numeric { step: None, .. } => None,
+            TpeDistribution::Categorical { n_choices } => Some(n_choices as u128),
+        }
+    }
+
+    /// The internal value of a config value: `None` when it cannot belong to this dimension.
+    /// Numbers are clamped into the dimension's bounds.
+    fn internal(&self, v: &Value) -> Option<f64> {
+        match (&self.dist, &self.out) {
+            (TpeDistribution::Numeric { low, high, .. }, _) => {
+                let x = v.as_f64().filter(|x| x.is_finite())?;
+                Some(x.clamp(*low, *high))
+            }
+            (TpeDistribution::Categorical { .. }, Output::Choice(values)) => {
+                let exact = values.iter().position(|c| c == v);
+                let numeric = || {
+                    let x = v.as_f64()?;
+                    values.iter().position(|c| c.as_f64() == Some(x))
+                };
+                exact.or_else(numeric).map(|i| i as f64)
+            }
+            (TpeDistribution::Categorical { .. }, _) => None,
+        }
+    }
+
+    /// The config value of an internal value.
+    fn external(&self, x: f64) -> Value {
+        match &self.out {
+            Output::Float { low, high, q, exclusive } => {
+                let mut v = match q {
+                    Some(q) => (x / q).round_ties_even() * q,
+                    None => x,
+                };
+                v = v.clamp(*low, *high);
+                if *exclusive && v >= *high {
+                    v = below(*high).max(*low);
+                }
+                Value::from(v)
+            }
+            Output::Int { low, high } => Value::from((x.round_ties_even() as i64).clamp(*low, *high)),
+            Output::Choice(values) => values[(x as usize).min(values.len() - 1)].clone(),
+        }
+    }
+
+    /// The lattice index of an internal value (discrete dimensions).
+    fn key(&self, x: f64) -> i64 {
+        match self.dist {
+            TpeDistribution::Numeric { low, step: Some(step), .. } => ((x - low) / step).round() as i64,
+            _ => x as i64,
+        }
+    }
+
+    /// Clamps a continuous candidate into the declared bounds (sampling can overshoot by an ulp).
+    fn clamp(&self, x: f64) -> f64 {
+        match self.dist {
+            TpeDistribution::Numeric { low, high, step: None, .. } => x.clamp(low, high),
+            _ => x,
+        }
+    }
+}
+
+/// The largest float below `x` (finite `x`).
+fn below(x: f64) -> f64 {
+    if x > 0.0 {
+        f64::from_bits(x.to_bits() - 1)
+    } else if x == 0.0 {
+        -f64::from_bits(1)
+    } else {
+        f64::from_bits(x.to_bits() + 1)
+    }
+}
+
+enum Mapped {
+    Dim(TpeDistribution, Output),
+    Fixed(Value),
+    Null,
+    Grid,
+}
+
+fn num(low: f64, high: f64, step: Option<f64>, log: bool) -> TpeDistribution {
+    TpeDistribution::Numeric { low, high, step, log }
+}
+
+fn float_out(low: f64, high: f64, q: Option<f64>, exclusive: bool) -> Output {
+    Output::Float { low, high, q, exclusive }
+}
+
+/// An integer dimension on `low, low + q, ..., high`, or a fixed value when that is one point.
+fn int_dim(low: i128, high: i128, q: i64, log: bool) -> Mapped {
+    let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    let (low, high) = (clamp(low), clamp(high));
+    if low >= high {
+        return Mapped::Fixed(Value::from(low));
+    }
+    Mapped::Dim(num(low as f64, high as f64, Some(q as f64), log), Output::Int { low, high })
+}
+
+/// Ray's domain as a TPE dimension (see the module docs for the table).
+fn map_domain(d: &Domain) -> Mapped {
+    use crate::domain::int_quantized_bounds;
+    match *d {
+        Domain::Uniform { low, high } => Mapped::Dim(num(low, high, None, false), float_out(low, high, None, true)),
+        Domain::Loguniform { low, high, .. } => {
+            Mapped::Dim(num(low, high, None, true), float_out(low, high, None, true))
+        }
+        Domain::Quniform { low, high, q } | Domain::Qloguniform { low, high, q, .. } => {
+            let log = matches!(d, Domain::Qloguniform { .. });
+            let (ql, qu) = ((low / q).ceil() * q, (high / q).floor() * q);
+            if ql >= qu {
+                return Mapped::Fixed(Value::from(ql.clamp(low, high)));
+            }
+            Mapped::Dim(num(ql, qu, Some(q), log), float_out(low, high, Some(q), false))
+        }
+        Domain::Randn { mean, sd } => {
+            let (low, high) = (mean - 10.0 * sd, mean + 10.0 * sd);
+            if low >= high {
+                return Mapped::Fixed(Value::from(mean));
+            }
+            Mapped::Dim(num(low, high, None, false), float_out(low, high, None, false))
+        }
+        Domain::Qrandn { mean, sd, q } => {
+            let (ql, qu) = (((mean - 10.0 * sd) / q).ceil() * q, ((mean + 10.0 * sd) / q).floor() * q);
+            if ql >= qu {
+                let only = if ql == qu { ql } else { (mean / q).round_ties_even() * q };
+                return Mapped::Fixed(Value::from(only));
+            }
+            Mapped::Dim(num(ql, qu, Some(q), false), float_out(ql, qu, Some(q), false))
+        }
+        Domain::Randint { low, high } => int_dim(i128::from(low), i128::from(high) - 1, 1, false),
+        Domain::Lograndint { low, high, .. } => int_dim(i128::from(low), i128::from(high) - 1, 1, true),
+        Domain::Qrandint { low, high, q } => {
+            let (ql, qu) = int_quantized_bounds(low, high, q);
+            int_dim(ql, qu, q, false)
+        }
+        Domain::Qlograndint { low, high, q, .. } => {
+            let (ql, qu) = int_quantized_bounds(low, high, q);
+            int_dim(ql, qu, q, true)
+        }
+        Domain::Choice { ref values } => {
+            if values.len() == 1 {
+                return Mapped::Fixed(values[0].clone());
+            }
+            Mapped::Dim(TpeDistribution::Categorical { n_choices: values.len() }, Output::Choice(values.clone()))
+        }
+        Domain::GridSearch { .. } => Mapped::Grid,
+        Domain::SampleFrom { .. } => Mapped::Null,
+    }
+}
+
+/// What the searcher remembers of one trial.
+#[derive(Clone, Debug, PartialEq)]
+struct Record {
+    /// Internal value per dimension; NaN where the config had none usable.
+    values: Vec<f64>,
+    /// Where it stands (`Pruned`'s `last` is filled from `last` when it ends pruned).
+    status: TrialStatus,
+    /// `(progress, score)` of the furthest intermediate result; the score NaN when absent.
+    last: Option<(f64, f64)>,
+    /// Dense index, in the order trials were added.
+    slot: u32,
+}
+
+/// TPE over a [`Space`], as Optuna 5.0.0's `TPESampler` (single objective).
+///
+/// `suggest` answers `Exhausted` once `num_samples` trials have been added; the first of them are
+/// `points_to_evaluate`, then random configs until `n_startup_trials` trials have finished, then
+/// TPE proposals. On a space whose searched dimensions are all discrete, a proposal equal to an
+/// existing trial's config is replaced by the best other candidate that is new, or else by a
+/// random new config (up to 100 draws), unless every config of the space has been tried.
+///
+/// Trials it is told about: `on_trial_add` records the config (values outside a numeric
+/// dimension's bounds are clamped into them; a value that cannot belong to a dimension leaves
+/// the trial out of that dimension's estimator); `on_result` keeps the intermediate score of
+/// the furthest progress step (the first report of a step wins; an absent score counts as NaN);
+/// `on_complete` with a completed score makes the trial complete, without a score failed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TpeSearch {
+    n_startup_trials: usize,
+    n_ei_candidates: usize,
+    multivariate: bool,
+    constant_liar: bool,
+    params: ParzenParams,
+    space: Space,
+    leaves: Vec<Leaf>,
+    dims: Vec<Dim>,
+    presets: Vec<Vec<(Vec<String>, Value)>>,
+    num_samples: Option<u64>,
+    /// Number of configs when every dimension is discrete.
+    finite_size: Option<u128>,
+    trials: BTreeMap<TrialId, Record>,
+    /// Lattice keys of the added configs (finite spaces only).
+    seen: BTreeSet<Vec<i64>>,
+    /// Per numeric dimension, the trials with a value, ascending by `(value, trial)`, with
+    /// their slots: the Parzen estimators' sort, done once per trial instead of per suggestion.
+    sorted: Vec<Vec<(u64, TrialId, u32)>>,
+}
+
+impl TpeSearch {
+    /// A searcher with default options.
+    pub fn new(space: Space, num_samples: i64) -> Result<Self, SpaceError> {
+        TpeConfig::default().build(space, num_samples)
+    }
+
+    /// How many trials have been added: the index of the next suggestion.
+    pub fn position(&self) -> u64 {
+        self.trials.len() as u64
+    }
+
+    /// The space searched.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    /// The searched dimensions' distributions, in the space's path order.
+    pub fn distributions(&self) -> Vec<TpeDistribution> {
+        self.dims.iter().map(|d| d.dist.clone()).collect()
+    }
+
+    fn random_config(&self, rng: &mut Rng) -> Config {
+        self.space.resolve(&[], rng)
+    }
+
+    fn finished(&self, current: TrialId) -> usize {
+        self.trials
+            .iter()
+            .filter(|(id, r)| {
+                **id != current && matches!(r.status, TrialStatus::Complete { .. } | TrialStatus::Pruned { .. })
+            })
+            .count()
+    }
+
+    /// The records of the good and of the bad trials, each in trial order.
+    fn split(&self, current: TrialId) -> (Vec<&Record>, Vec<&Record>) {
+        let trials = self.trials.iter().filter(|(id, _)| **id != current).map(|(id, r)| (*id, r.status));
+        let split = split_trials(trials, self.constant_liar);
+        let pick = |ids: &[TrialId]| -> Vec<&Record> {
+            let mut want = ids.iter().peekable();
+            let mut out = Vec::with_capacity(ids.len());
+            for (id, r) in &self.trials {
+                if want.peek() == Some(&id) {
+                    want.next();
+                    out.push(r);
+                }
+            }
+            out
+        };
+        (pick(&split.below), pick(&split.above))
+    }
+
+    /// The observations of `dims` by dimension, for the trials that have all of them, and for
+    /// each dimension the observations' order by value (ties in trial order).
+    fn columns(&self, records: &[&Record], dims: &[usize]) -> (Vec<Vec<f64>>, usize, Vec<Vec<u32>>) {
+        let mut columns: Vec<Vec<f64>> = dims.iter().map(|_| Vec::with_capacity(records.len())).collect();
+        let mut row_of_slot = vec![u32::MAX; self.trials.len()];
+        let mut n = 0u32;
+        for r in records {
+            if dims.iter().all(|&j| !r.values[j].is_nan()) {
+                for (c, &j) in columns.iter_mut().zip(dims) {
+                    c.push(r.values[j]);
+                }
+                row_of_slot[r.slot as usize] = n;
+                n += 1;
+            }
+        }
+        let orders = dims
+            .iter()
+            .map(|&j| {
+                self.sorted[j]
+                    .iter()
+                    .map(|&(_, _, slot)| row_of_slot[slot as usize])
+                    .filter(|&r| r != u32::MAX)
+                    .collect()
+            })
+            .collect();
+        (columns, n as usize, orders)
+    }
+
+    /// Candidates of `dims` ranked best first (each a row of values).
+    fn ranked(&self, split: &(Vec<&Record>, Vec<&Record>), dims: &[usize], rng: &mut Rng) -> Option<Vec<Vec<f64>>> {
+        let dists: Vec<TpeDistribution> = dims.iter().map(|&j| self.dims[j].dist.clone()).collect();
+        let (below, nb, below_orders) = self.columns(&split.0, dims);
+        let (above, na, above_orders) = self.columns(&split.1, dims);
+        let l = ParzenEstimator::from_columns(&below, &default_weights(nb), &dists, &self.params, below_orders).ok()?;
+        let g = ParzenEstimator::from_columns(&above, &default_weights(na), &dists, &self.params, above_orders).ok()?;
+        let mut cands = l.sample(rng, self.n_ei_candidates);
+        let d = dims.len();
+        for row in cands.chunks_mut(d) {
+            for (x, &j) in row.iter_mut().zip(dims) {
+                *x = self.dims[j].clamp(*x);
+            }
+        }
+        let (lb, la) = (l.log_pdf(&cands), g.log_pdf(&cands));
+        let acq: Vec<f64> = lb.iter().zip(&la).map(|(b, a)| b - a).collect();
+        let mut order: Vec<usize> = (0..acq.len()).collect();
+        // Best first; ties keep candidate order (argmax takes the first); NaN last.
+        order.sort_by(|&a, &b| {
+            let (x, y) = (acq[a], acq[b]);
+            y.partial_cmp(&x).unwrap_or_else(|| x.is_nan().cmp(&y.is_nan()))
+        });
+        Some(order.into_iter().map(|i| cands[i * d..(i + 1) * d].to_vec()).collect())
+    }
+
+    fn is_new(&self, x: &[f64]) -> bool {
+        let key: Vec<i64> = self.dims.iter().zip(x).map(|(d, &v)| d.key(v)).collect();
+        !self.seen.contains(&key)
+    }
+
+    /// Whether proposals must avoid configs already tried.
+    fn avoid_duplicates(&self) -> bool {
+        self.finite_size.is_some_and(|size| (self.seen.len() as u128) < size)
+    }
+
+    fn tpe_values(&self, current: TrialId, rng: &mut Rng) -> Option<Vec<f64>> {
+        if self.dims.is_empty() {
+            return Some(Vec::new());
+        }
+        let split = self.split(current);
+        let all: Vec<usize> = (0..self.dims.len()).collect();
+        let avoid = self.avoid_duplicates();
+        let mut chosen = if self.multivariate {
+            let ranked = self.ranked(&split, &all, rng)?;
+            let first_new = if avoid { ranked.iter().position(|x| self.is_new(x)) } else { None };
+            ranked.into_iter().nth(first_new.unwrap_or(0))?
+        } else {
+            let mut x = Vec::with_capacity(self.dims.len());
+            for j in 0..self.dims.len() {
+                x.push(self.ranked(&split, &[j], rng)?.into_iter().next()?[0]);
+            }
+            x
+        };
+        if avoid && !self.is_new(&chosen) {
+            for _ in 0..100 {
+                let mut x = Vec::with_capacity(self.dims.len());
+                for d in &self.dims {
+                    let v = self.space.params()[d.param].domain.sample(rng);
+                    x.push(d.internal(&v)?);
+                }
+                if self.is_new(&x) {
+                    chosen = x;
+                    break;
+                }
+            }
+        }
+        Some(chosen)
+    }
+
+    fn assemble(&self, x: &[f64]) -> Config {
+        let values: Vec<Value> = self
+            .leaves
+            .iter()
+            .map(|leaf| match leaf {
+                Leaf::Dim(j) => self.dims[*j].external(x[*j]),
+                Leaf::Fixed(v) => v.clone(),
+                Leaf::Null => Value::Null,
+            })
+            .collect();
+        self.space.assemble(&values)
+    }
+}
+
+/// A fold over the calls: see [`TpeSearch`] for what each one records.
+impl Searcher for TpeSearch {
+    fn suggest(&mut self, trial: TrialId, rng: &mut Rng) -> Suggestion {
+        let position = self.position();
+        if self.num_samples.is_some_and(|n| position >= n) {
+            return Suggestion::Exhausted;
+        }
+        if let Some(preset) = self.presets.get(position as usize) {
+            let mut config = self.random_config(rng);
+            for (path, v) in preset {
+                set_path(&mut config, path, v.clone());
+            }
+            return Suggestion::Config(config);
+        }
+        if self.finished(trial) < self.n_startup_trials {
+            return Suggestion::Config(self.random_config(rng));
+        }
+        match self.tpe_values(trial, rng) {
+            Some(x) => Suggestion::Config(self.assemble(&x)),
+            None => Suggestion::Config(self.random_config(rng)),
+        }
+    }
+
+    fn on_trial_add(&mut self, trial: TrialId, config: &Config) {
+        if self.trials.contains_key(&trial) {
+            return;
+        }
+        let values: Vec<f64> = self
+            .dims
+            .iter()
+            .map(|d| {
+                get_path(config, &self.space.params()[d.param].path).and_then(|v| d.internal(v)).unwrap_or(f64::NAN)
+            })
+            .collect();
+        if self.finite_size.is_some() && values.iter().all(|v| !v.is_nan()) {
+            let key = self.dims.iter().zip(&values).map(|(d, &v)| d.key(v)).collect();
+            self.seen.insert(key);
+        }
+        let slot = self.trials.len() as u32;
+        for ((sorted, d), &v) in self.sorted.iter_mut().zip(&self.dims).zip(&values) {
+            if v.is_nan() || matches!(d.dist, TpeDistribution::Categorical { .. }) {
+                continue;
+            }
+            let entry = (parzen::sort_key(v), trial, slot);
+            let at = sorted.partition_point(|e| (e.0, e.1) < (entry.0, entry.1));
+            sorted.insert(at, entry);
+        }
+        self.trials.insert(trial, Record { values, status: TrialStatus::Running, last: None, slot });
+    }
+
+    fn on_result(&mut self, trial: TrialId, obs: &Observation) {
+        let Some(record) = self.trials.get_mut(&trial) else {
+            return;
+        };
+        if obs.progress.is_nan() || record.status != TrialStatus::Running {
+            return;
+        }
+        let further = match record.last {
+            None => true,
+            Some((step, _)) => obs.progress > step,
+        };
+        if further {
+            record.last = Some((obs.progress, obs.score.unwrap_or(f64::NAN)));
+        }
+    }
+
+    fn on_complete(&mut self, trial: TrialId, outcome: &Outcome) {
+        let Some(record) = self.trials.get_mut(&trial) else {
+            return;
+        };
+        if record.status != TrialStatus::Running {
+            return;
+        }
+        record.status = match outcome {
+            Outcome::Completed { score: Some(s) } if !s.is_nan() => TrialStatus::Complete { score: *s },
+            Outcome::Completed { .. } | Outcome::Failed => TrialStatus::Failed,
+            Outcome::Pruned { .. } => TrialStatus::Pruned { last: record.last },
+        };
+    }
+}
