@@ -1,0 +1,148 @@
+"""Tabulates searcher quality runs (searchers/examples/bbo.rs and bench/peers/bbo_optuna.py output).
+
+    python bench/quality/bbo_report.py runs.jsonl [--md out.md] [--plots DIR] [--budgets 50,100,200]
+
+Each input line is one run: tool, func, method, seed, regret (simple regret after each trial).
+For every function and budget it prints the median simple regret (and IQR) of each
+tool/method, and a two-sided Wilcoxon signed-rank test pairing hyperfleet's TPE with Optuna's
+TPE by seed (scipy when installed, else the normal approximation with tie correction). The
+verdict column says which is better at p < 0.05, or "tie". With --plots it draws anytime
+regret (median, log scale) per function.
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+
+
+def wilcoxon(a, b):
+    """Two-sided p-value of the Wilcoxon signed-rank test on paired samples (zero differences dropped)."""
+    d = [x - y for x, y in zip(a, b) if x != y]
+    if not d:
+        return 1.0
+    try:
+        from scipy.stats import wilcoxon as w
+
+        return float(w(a, b).pvalue)
+    except Exception:
+        pass
+    n = len(d)
+    order = sorted(range(n), key=lambda i: abs(d[i]))
+    ranks = [0.0] * n
+    i = 0
+    ties = 0.0
+    while i < n:
+        j = i
+        while j + 1 < n and abs(d[order[j + 1]]) == abs(d[order[i]]):
+            j += 1
+        r = (i + j) / 2 + 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = r
+        t = j - i + 1
+        ties += t ** 3 - t
+        i = j + 1
+    w_plus = sum(r for r, x in zip(ranks, d) if x > 0)
+    mean = n * (n + 1) / 4
+    var = n * (n + 1) * (2 * n + 1) / 24 - ties / 48
+    if var <= 0:
+        return 1.0
+    z = (w_plus - mean) / math.sqrt(var)
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def fmt(x):
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs")
+    ap.add_argument("--md", help="write the markdown table here (default: stdout)")
+    ap.add_argument("--plots", help="folder for anytime-regret PNGs")
+    ap.add_argument("--budgets", default="50,100,200")
+    args = ap.parse_args(argv)
+    runs = defaultdict(dict)  # (func, tool/method) -> seed -> regret list
+    for line in open(args.runs):
+        if line.strip():
+            r = json.loads(line)
+            runs[(r["func"], f"{r['tool']}/{r['method']}")][r["seed"]] = r["regret"]
+    funcs = list(dict.fromkeys(f for f, _ in runs))
+    columns = sorted({c for _, c in runs}, key=lambda c: (not c.startswith("hyperfleet"), c))
+    budgets = [int(b) for b in args.budgets.split(",")]
+    out = ["| function | trials | " + " | ".join(columns) + " | hyperfleet/tpe vs optuna/tpe (Wilcoxon) |",
+           "|---|---|" + "---|" * len(columns) + "---|"]
+    summary = []
+    for f in funcs:
+        for b in budgets:
+            cells = []
+            meds = {}
+            for c in columns:
+                seeds = runs.get((f, c), {})
+                vals = [v[b - 1] for v in seeds.values() if len(v) >= b]
+                if not vals:
+                    cells.append("—")
+                    continue
+                q = statistics.quantiles(vals, n=4) if len(vals) > 1 else [vals[0]] * 3
+                meds[c] = statistics.median(vals)
+                cells.append(f"{fmt(meds[c])} ({fmt(q[0])}–{fmt(q[2])})")
+            verdict = "—"
+            ours, theirs = runs.get((f, "hyperfleet/tpe"), {}), runs.get((f, "optuna/tpe"), {})
+            common = sorted(s for s in ours if s in theirs and len(ours[s]) >= b and len(theirs[s]) >= b)
+            if len(common) >= 5:
+                a = [ours[s][b - 1] for s in common]
+                o = [theirs[s][b - 1] for s in common]
+                p = wilcoxon(a, o)
+                better = statistics.median(x - y for x, y in zip(a, o))
+                who = "tie" if p >= 0.05 else ("hyperfleet better" if better < 0 else "Optuna better")
+                verdict = f"p = {p:.2g}, {who} (n = {len(common)})"
+                summary.append((f, b, who))
+            out.append(f"| {f} | {b} | " + " | ".join(cells) + f" | {verdict} |")
+    text = "\n".join(out) + "\n"
+    if args.md:
+        with open(args.md, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+    if args.plots:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print("note: no matplotlib, no plots", file=sys.stderr)
+            return 0
+        import os
+
+        os.makedirs(args.plots, exist_ok=True)
+        for f in funcs:
+            fig, ax = plt.subplots(figsize=(5, 3.5))
+            for c in columns:
+                seeds = runs.get((f, c))
+                if not seeds:
+                    continue
+                n = min(len(v) for v in seeds.values())
+                med = [statistics.median(v[i] for v in seeds.values()) for i in range(n)]
+                ax.plot(range(1, n + 1), [max(m, 1e-12) for m in med], label=c)
+            ax.set_yscale("log")
+            ax.set_xlabel("trials")
+            ax.set_ylabel("median simple regret")
+            ax.set_title(f)
+            ax.legend(fontsize=7)
+            fig.tight_layout()
+            fig.savefig(os.path.join(args.plots, f"searchers_{f}.png"), dpi=90)
+            plt.close(fig)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
