@@ -201,3 +201,59 @@ def test_kill_minus_nine_anywhere_loses_nothing():
 
 def test_kill_minus_nine_with_concurrent_trials():
     assert harness.main(["--kills", "10", "--seed", "2", "--concurrent", "2"]) == 0
+
+
+STUBBORN = """
+import os, signal, time
+from hyperfleet import tune
+
+def stubborn(config):
+    # Ignores SIGTERM, so a clean stop has to wait for its grace period; a second Ctrl-C must not.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with open(os.path.join(config["log"], f"pid_{os.getpid()}"), "w"):
+        pass
+    for i in range(10000):
+        time.sleep(0.05)
+        if i == 2:
+            tune.report({"i": i})
+"""
+
+
+def test_a_second_ctrl_c_forces_the_stop_and_leaves_it_resumable(tmp_path):
+    (tmp_path / "stub.py").write_text(STUBBORN)
+    (tmp_path / "log").mkdir()
+    write(tmp_path / "s.toml", f"""
+        [experiment]
+        name = "s"
+        storage = "results"
+        num_samples = 2
+        verbose = 0
+        [trainable]
+        python = "stub:stubborn"
+        [space]
+        log = "{tmp_path / 'log'}"
+        """)
+    p = subprocess.Popen([*tune_cli(), "run", "s.toml"], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and len(list((tmp_path / "log").glob("pid_*"))) < 2:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert p.poll() is None, "the first Ctrl-C waits for the trials to stop (they ignore SIGTERM)"
+    t = time.time()
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert time.time() - t < 3, "the second Ctrl-C does not wait out the grace period"
+    assert p.returncode == 130 and "--resume" in err, err
+    pids = [int(f.name.split("_")[1]) for f in (tmp_path / "log").glob("pid_*")]
+    time.sleep(0.3)
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                assert f.read().split(") ", 1)[1][0] == "Z", f"worker {pid} outlived a forced stop"
+        except FileNotFoundError:
+            pass
+    exp = str(tmp_path / "results/s")
+    assert {s for (s,) in query(exp, "SELECT status FROM trials")} == {"PENDING"}, "interrupted trials resume later"
