@@ -10,7 +10,9 @@
 //! regret (best value so far minus the known optimum) after each trial. The functions and
 //! domains are the ones `bench/peers/bbo_optuna.py` gives Optuna, so runs pair by seed.
 
-use hyperfleet_searchers::{trial_rng, Config, Outcome, Searcher, Space, Suggestion, TpeConfig, TrialId};
+use hyperfleet_searchers::{
+    trial_rng, CmaesConfig, Config, Outcome, QmcConfig, Searcher, Space, Suggestion, TpeConfig, TrialId,
+};
 use serde_json::{json, Value};
 use std::f64::consts::PI;
 
@@ -89,7 +91,9 @@ fn searcher(method: &str, space: &Space) -> Box<dyn Searcher> {
         "tpe_independent" => {
             Box::new(TpeConfig { multivariate: false, ..Default::default() }.build(space.clone(), -1).unwrap())
         }
-        other => panic!("unknown method {other} (known: random, tpe, tpe_independent)"),
+        "qmc" => Box::new(QmcConfig::default().build(space.clone(), -1).unwrap()),
+        "cmaes" => Box::new(CmaesConfig::default().build(space.clone(), -1).unwrap()),
+        other => panic!("unknown method {other} (known: random, tpe, tpe_independent, qmc, cmaes)"),
     }
 }
 

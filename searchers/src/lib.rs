@@ -4,7 +4,8 @@
 //! shorthand `{ uniform = [0, 1] }`), and a [`Searcher`] turns it into configs, one trial at a
 //! time, drawing randomness only from the [`Rng`] it is handed. [`BasicVariantGenerator`] is
 //! Ray Tune's default searcher (grid expansion times `num_samples`); [`TpeSearch`] is Optuna's
-//! TPE; [`ConcurrencyLimiter`] caps how many trials any searcher keeps live.
+//! TPE; [`QmcSearch`] walks a scrambled Sobol' or Halton sequence; [`CmaesSearch`] is CMA-ES
+//! with IPOP restarts; [`ConcurrencyLimiter`] caps how many trials any searcher keeps live.
 //!
 //! The same seed always gives the same configs (grid leaf `layers` walked, the rest sampled):
 //!
@@ -43,9 +44,12 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cmaes;
 pub mod domain;
 pub mod limiter;
+mod numeric;
 mod path;
+pub mod qmc;
 mod sample;
 pub mod searcher;
 mod shorthand;
@@ -53,9 +57,11 @@ pub mod space;
 pub mod tpe;
 pub mod variant;
 
+pub use cmaes::{CmaesConfig, CmaesRestart, CmaesSearch, CmaesStop};
 pub use domain::Domain;
 pub use limiter::{ConcurrencyLimiter, LimiterError};
 pub use path::{get_path, set_path};
+pub use qmc::{QmcConfig, QmcKind, QmcSearch};
 pub use searcher::{Observation, Outcome, Searcher, Suggestion, TrialId};
 pub use space::{Config, Param, Space, SpaceError};
 pub use tpe::{TpeConfig, TpeSearch};

@@ -37,10 +37,11 @@ pub use parzen::{ParzenError, ParzenEstimator, ParzenParams, TpeDistribution};
 pub use split::{default_gamma, default_weights, split_trials, Split, TrialStatus};
 pub use truncnorm::{erf, erfc, log_gauss_mass, log_ndtr, ndtr, ppf};
 
-use crate::path::{get_path, point_leaves, set_path};
+use crate::numeric::{self, Dim, Leaf};
+use crate::path::{get_path, set_path};
 use crate::searcher::{Observation, Outcome, Searcher, Suggestion, TrialId};
 use crate::space::{Config, Space, SpaceError};
-use crate::{Domain, Rng};
+use crate::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -119,11 +120,7 @@ impl TpeConfig {
     /// a negative or non-finite `prior_weight`, and `consider_prior = false`.
     pub fn build(self, space: Space, num_samples: i64) -> Result<TpeSearch, SpaceError> {
         let err = |path: &str, rule: String| SpaceError { path: path.into(), rule };
-        let num_samples = match num_samples {
-            -1 => None,
-            n if n >= 0 => Some(n as u64),
-            n => return Err(err("num_samples", format!("must be -1 (unlimited) or at least 0, got {n}"))),
-        };
+        let num_samples = numeric::parse_num_samples(num_samples)?;
         if self.n_ei_candidates == 0 {
             return Err(err("n_ei_candidates", "must be at least 1, got 0".into()));
         }
@@ -136,37 +133,8 @@ impl TpeConfig {
                 "Optuna 5.0 always uses the prior; set prior_weight (0 makes it weightless) instead".into(),
             ));
         }
-        let mut leaves = Vec::with_capacity(space.params().len());
-        let mut dims = Vec::new();
-        for (i, param) in space.params().iter().enumerate() {
-            let leaf = match map_domain(&param.domain) {
-                Mapped::Dim(dist, out) => {
-                    dims.push(Dim { param: i, dist, out });
-                    Leaf::Dim(dims.len() - 1)
-                }
-                Mapped::Fixed(v) => Leaf::Fixed(v),
-                Mapped::Null => Leaf::Null,
-                Mapped::Grid => {
-                    return Err(SpaceError {
-                        path: param.dotted(),
-                        rule: "grid_search is not supported by TPE; use random/grid search".into(),
-                    })
-                }
-            };
-            leaves.push(leaf);
-        }
-        let mut presets = Vec::with_capacity(self.points_to_evaluate.len());
-        for (i, point) in self.points_to_evaluate.iter().enumerate() {
-            let mut overrides = Vec::new();
-            point_leaves(point, &mut Vec::new(), &mut overrides);
-            if let Some((path, _)) = overrides.iter().find(|(path, _)| space.find(path).is_none()) {
-                return Err(SpaceError {
-                    path: format!("points_to_evaluate[{i}].{}", path.join(".")),
-                    rule: "no such key in the search space".into(),
-                });
-            }
-            presets.push(overrides);
-        }
+        let (leaves, dims) = numeric::compile(&space, "TPE")?;
+        let presets = numeric::compile_points(&space, &self.points_to_evaluate)?;
         let n_dims = dims.len();
         let finite_size = dims.iter().try_fold(1u128, |acc, d| d.lattice_len().map(|n| acc.saturating_mul(n)));
         let params = ParzenParams {
@@ -190,193 +158,6 @@ impl TpeConfig {
             seen: BTreeSet::new(),
             sorted: vec![Vec::new(); n_dims],
         })
-    }
-}
-
-/// What a space leaf becomes.
-#[derive(Clone, Debug, PartialEq)]
-enum Leaf {
-    /// A searched dimension (index into `dims`).
-    Dim(usize),
-    /// A domain with one possible value.
-    Fixed(Value),
-    /// `sample_from`: left for the caller.
-    Null,
-}
-
-/// How an internal value becomes a config value.
-#[derive(Clone, Debug, PartialEq)]
-enum Output {
-    /// A float: rounded to a multiple of `q` Ray's way if given, kept in `[low, high]`, and below
-    /// `high` when `high` is exclusive.
-    Float { low: f64, high: f64, q: Option<f64>, exclusive: bool },
-    /// An integer in `[low, high]`.
-    Int { low: i64, high: i64 },
-    /// One of the values, by index.
-    Choice(Vec<Value>),
-}
-
-/// One searched dimension: the space leaf it fills, its distribution and how values come out.
-#[derive(Clone, Debug, PartialEq)]
-struct Dim {
-    param: usize,
-    dist: TpeDistribution,
-    out: Output,
-}
-
-impl Dim {
-    /// How many values a discrete dimension has; `None` when continuous.
-    fn lattice_len(&self) -> Option<u128> {
-        match self.dist {
-            TpeDistribution::Numeric { low, high, step: Some(step), .. } => {
-                Some(((high - low) / step).round() as u128 + 1)
-            }
-            TpeDistribution::Numeric { step: None, .. } => None,
-            TpeDistribution::Categorical { n_choices } => Some(n_choices as u128),
-        }
-    }
-
-    /// The internal value of a config value: `None` when it cannot belong to this dimension.
-    /// Numbers are clamped into the dimension's bounds.
-    fn internal(&self, v: &Value) -> Option<f64> {
-        match (&self.dist, &self.out) {
-            (TpeDistribution::Numeric { low, high, .. }, _) => {
-                let x = v.as_f64().filter(|x| x.is_finite())?;
-                Some(x.clamp(*low, *high))
-            }
-            (TpeDistribution::Categorical { .. }, Output::Choice(values)) => {
-                let exact = values.iter().position(|c| c == v);
-                let numeric = || {
-                    let x = v.as_f64()?;
-                    values.iter().position(|c| c.as_f64() == Some(x))
-                };
-                exact.or_else(numeric).map(|i| i as f64)
-            }
-            (TpeDistribution::Categorical { .. }, _) => None,
-        }
-    }
-
-    /// The config value of an internal value.
-    fn external(&self, x: f64) -> Value {
-        match &self.out {
-            Output::Float { low, high, q, exclusive } => {
-                let mut v = match q {
-                    Some(q) => (x / q).round_ties_even() * q,
-                    None => x,
-                };
-                v = v.clamp(*low, *high);
-                if *exclusive && v >= *high {
-                    v = below(*high).max(*low);
-                }
-                Value::from(v)
-            }
-            Output::Int { low, high } => Value::from((x.round_ties_even() as i64).clamp(*low, *high)),
-            Output::Choice(values) => values[(x as usize).min(values.len() - 1)].clone(),
-        }
-    }
-
-    /// The lattice index of an internal value (discrete dimensions).
-    fn key(&self, x: f64) -> i64 {
-        match self.dist {
-            TpeDistribution::Numeric { low, step: Some(step), .. } => ((x - low) / step).round() as i64,
-            _ => x as i64,
-        }
-    }
-
-    /// Clamps a continuous candidate into the declared bounds (sampling can overshoot by an ulp).
-    fn clamp(&self, x: f64) -> f64 {
-        match self.dist {
-            TpeDistribution::Numeric { low, high, step: None, .. } => x.clamp(low, high),
-            _ => x,
-        }
-    }
-}
-
-/// The largest float below `x` (finite `x`).
-fn below(x: f64) -> f64 {
-    if x > 0.0 {
-        f64::from_bits(x.to_bits() - 1)
-    } else if x == 0.0 {
-        -f64::from_bits(1)
-    } else {
-        f64::from_bits(x.to_bits() + 1)
-    }
-}
-
-enum Mapped {
-    Dim(TpeDistribution, Output),
-    Fixed(Value),
-    Null,
-    Grid,
-}
-
-fn num(low: f64, high: f64, step: Option<f64>, log: bool) -> TpeDistribution {
-    TpeDistribution::Numeric { low, high, step, log }
-}
-
-fn float_out(low: f64, high: f64, q: Option<f64>, exclusive: bool) -> Output {
-    Output::Float { low, high, q, exclusive }
-}
-
-/// An integer dimension on `low, low + q, ..., high`, or a fixed value when that is one point.
-fn int_dim(low: i128, high: i128, q: i64, log: bool) -> Mapped {
-    let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-    let (low, high) = (clamp(low), clamp(high));
-    if low >= high {
-        return Mapped::Fixed(Value::from(low));
-    }
-    Mapped::Dim(num(low as f64, high as f64, Some(q as f64), log), Output::Int { low, high })
-}
-
-/// Ray's domain as a TPE dimension (see the module docs for the table).
-fn map_domain(d: &Domain) -> Mapped {
-    use crate::domain::int_quantized_bounds;
-    match *d {
-        Domain::Uniform { low, high } => Mapped::Dim(num(low, high, None, false), float_out(low, high, None, true)),
-        Domain::Loguniform { low, high, .. } => {
-            Mapped::Dim(num(low, high, None, true), float_out(low, high, None, true))
-        }
-        Domain::Quniform { low, high, q } | Domain::Qloguniform { low, high, q, .. } => {
-            let log = matches!(d, Domain::Qloguniform { .. });
-            let (ql, qu) = ((low / q).ceil() * q, (high / q).floor() * q);
-            if ql >= qu {
-                return Mapped::Fixed(Value::from(ql.clamp(low, high)));
-            }
-            Mapped::Dim(num(ql, qu, Some(q), log), float_out(low, high, Some(q), false))
-        }
-        Domain::Randn { mean, sd } => {
-            let (low, high) = (mean - 10.0 * sd, mean + 10.0 * sd);
-            if low >= high {
-                return Mapped::Fixed(Value::from(mean));
-            }
-            Mapped::Dim(num(low, high, None, false), float_out(low, high, None, false))
-        }
-        Domain::Qrandn { mean, sd, q } => {
-            let (ql, qu) = (((mean - 10.0 * sd) / q).ceil() * q, ((mean + 10.0 * sd) / q).floor() * q);
-            if ql >= qu {
-                let only = if ql == qu { ql } else { (mean / q).round_ties_even() * q };
-                return Mapped::Fixed(Value::from(only));
-            }
-            Mapped::Dim(num(ql, qu, Some(q), false), float_out(ql, qu, Some(q), false))
-        }
-        Domain::Randint { low, high } => int_dim(i128::from(low), i128::from(high) - 1, 1, false),
-        Domain::Lograndint { low, high, .. } => int_dim(i128::from(low), i128::from(high) - 1, 1, true),
-        Domain::Qrandint { low, high, q } => {
-            let (ql, qu) = int_quantized_bounds(low, high, q);
-            int_dim(ql, qu, q, false)
-        }
-        Domain::Qlograndint { low, high, q, .. } => {
-            let (ql, qu) = int_quantized_bounds(low, high, q);
-            int_dim(ql, qu, q, true)
-        }
-        Domain::Choice { ref values } => {
-            if values.len() == 1 {
-                return Mapped::Fixed(values[0].clone());
-            }
-            Mapped::Dim(TpeDistribution::Categorical { n_choices: values.len() }, Output::Choice(values.clone()))
-        }
-        Domain::GridSearch { .. } => Mapped::Grid,
-        Domain::SampleFrom { .. } => Mapped::Null,
     }
 }
 
@@ -578,16 +359,7 @@ impl TpeSearch {
     }
 
     fn assemble(&self, x: &[f64]) -> Config {
-        let values: Vec<Value> = self
-            .leaves
-            .iter()
-            .map(|leaf| match leaf {
-                Leaf::Dim(j) => self.dims[*j].external(x[*j]),
-                Leaf::Fixed(v) => v.clone(),
-                Leaf::Null => Value::Null,
-            })
-            .collect();
-        self.space.assemble(&values)
+        numeric::assemble(&self.space, &self.leaves, |j| self.dims[j].external(x[j]))
     }
 }
 
