@@ -98,3 +98,16 @@ def test_tpe_from_the_experiment_file_and_its_option_errors(tmp_path):
     (tmp_path / "bad2.toml").write_text(text.replace('algorithm = "tpe"', 'algorithm = "tpee"'))
     r = subprocess.run([*tune_cli(), "run", "bad2.toml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "bad2.toml:" in r.stderr and "tpe" in r.stderr, r.stderr
+
+
+def test_qmc_and_cmaes_run_from_python(storage):
+    q = tune.Tuner(bowl, param_space=SPACE,
+                   tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=16,
+                                               search_alg=tune.search.QMCSearch(seed=3)),
+                   run_config=tune.RunConfig(name="q", storage_path=storage, verbose=0)).fit()
+    xs = sorted(r.config["x"] for r in q)
+    # 16 scrambled Sobol' points: one in each sixteenth of x's range.
+    assert [int((x + 5) / 10 * 16) for x in xs] == list(range(16))
+    c_best, _ = _best(storage, "cma", tune.search.CMAESSearch(seed=0))
+    r_best, _ = _best(storage, "rnd_c", tune.search.BasicVariantGenerator(random_state=0))
+    assert c_best < r_best, (c_best, r_best)

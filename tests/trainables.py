@@ -217,3 +217,81 @@ def faulty(config):
             with open(os.path.join(d, "state.json"), "w") as f:
                 json.dump({"i": i + 1}, f)
             tune.report({"i": i + 1, "resumed_from": start}, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def ddp_loop(config):
+    """Trains a small linear model with DDP on a fixed synthetic regression; checkpoints every epoch;
+    each rank writes its final parameters and its losses to the folder config['log']."""
+    import torch
+
+    from hyperfleet import train
+    from hyperfleet.train import torch as ht
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 8)
+    w_true = torch.arange(8, dtype=torch.float32) / 4
+    y = x @ w_true + 0.01 * torch.randn(256)
+    ds = torch.utils.data.TensorDataset(x, y)
+    loader = ht.prepare_data_loader(torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True))
+    model = ht.prepare_model(torch.nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"])
+    ctx = train.get_context()
+    rank = ctx.get_world_rank()
+    start = 0
+    ck = train.get_checkpoint()
+    if ck is not None:
+        state = torch.load(os.path.join(ck.path, "model.pt"))
+        model.module.load_state_dict(state["model"]) if hasattr(model, "module") else model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start = state["epoch"]
+    losses = []
+    for epoch in range(start, config["epochs"]):
+        total = 0.0
+        for xb, yb in loader:
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(xb).squeeze(-1), yb)
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        losses.append(total / len(loader))
+        if config.get("kill_rank") == rank and epoch == config.get("kill_epoch") \
+                and not os.path.exists(os.path.join(config["log"], "killed")):
+            open(os.path.join(config["log"], "killed"), "w").close()
+            os.kill(os.getpid(), 9)
+        with tempfile.TemporaryDirectory() as d:
+            if rank == 0:
+                inner = model.module if hasattr(model, "module") else model
+                torch.save({"model": inner.state_dict(), "opt": opt.state_dict(), "epoch": epoch + 1},
+                           os.path.join(d, "model.pt"))
+            with open(os.path.join(d, f"rank{rank}.txt"), "w") as f:
+                f.write(str(epoch + 1))
+            train.report({"loss": losses[-1], "epoch": epoch + 1, "start": start},
+                         checkpoint=train.Checkpoint.from_directory(d))
+    inner = model.module if hasattr(model, "module") else model
+    params = [p.detach().flatten().tolist() for p in inner.parameters()]
+    with open(os.path.join(config["log"], f"final_rank{rank}_{ctx.get_trial_id()}_{os.getpid()}.json"), "w") as f:
+        json.dump({"params": params, "losses": losses, "world": ctx.get_world_size(), "start": start}, f)
+
+
+def rank_env(config):
+    """Writes this worker's rank bookkeeping (environment and context) to the folder config['log']."""
+    from hyperfleet import train
+
+    ctx = train.get_context()
+    keys = ["MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "NODE_RANK"]
+    out = {k: os.environ.get(k) for k in keys}
+    out.update(world_rank=ctx.get_world_rank(), local_rank=ctx.get_local_rank(), world_size=ctx.get_world_size(),
+               local_world_size=ctx.get_local_world_size(), node_rank=ctx.get_node_rank(),
+               trial=ctx.get_trial_id(), pid=os.getpid())
+    with open(os.path.join(config["log"], f"env_{ctx.get_trial_id()}_{ctx.get_world_rank()}.json"), "w") as f:
+        json.dump(out, f)
+    train.report({"ok": 1})
+
+
+def uneven_reports(config):
+    """Rank 1 reports once; the others three times: a bug the group must detect."""
+    from hyperfleet import train
+
+    n = 1 if train.get_context().get_world_rank() == 1 else 3
+    for i in range(n):
+        train.report({"i": i})

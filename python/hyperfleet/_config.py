@@ -123,3 +123,47 @@ class TuneConfig:
         _check(self.time_budget_s is None or (isinstance(self.time_budget_s, (int, float)) and self.time_budget_s > 0),
                "TuneConfig(time_budget_s=...)", "None or a positive number of seconds", self.time_budget_s)
 
+
+
+_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    """How many workers train one model and what each holds (Ray Train's ``ScalingConfig``).
+
+    ``resources_per_worker`` defaults to one CPU, plus one GPU with ``use_gpu``. The workers of a
+    trial are placed all together or not at all (a gang), by ``placement_strategy``.
+    """
+
+    num_workers: int = 1
+    use_gpu: bool = False
+    resources_per_worker: Optional[Dict[str, float]] = None
+    placement_strategy: str = "PACK"
+    trainer_resources: Optional[Dict[str, float]] = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.num_workers, int) and not isinstance(self.num_workers, bool) and self.num_workers >= 1,
+               "ScalingConfig(num_workers=...)", "an integer >= 1", self.num_workers)
+        _check(isinstance(self.use_gpu, bool), "ScalingConfig(use_gpu=...)", "a bool", self.use_gpu)
+        _check(self.placement_strategy in _STRATEGIES, "ScalingConfig(placement_strategy=...)",
+               " or ".join(repr(s) for s in _STRATEGIES), self.placement_strategy)
+        if self.resources_per_worker is not None:
+            _check(isinstance(self.resources_per_worker, dict)
+                   and all(isinstance(v, (int, float)) and v >= 0 for v in self.resources_per_worker.values()),
+                   "ScalingConfig(resources_per_worker=...)", "a dict of resource name -> amount >= 0",
+                   self.resources_per_worker)
+
+    def worker_resources(self) -> Dict[str, float]:
+        """One worker's bundle, with Ray's defaults filled in."""
+        res = {str(k).lower() if str(k) in ("CPU", "GPU") else str(k): float(v)
+               for k, v in (self.resources_per_worker or {}).items()}
+        res.setdefault("cpu", 1.0)
+        if self.use_gpu:
+            res.setdefault("gpu", 1.0)
+        return res
+
+    def to_spec(self) -> Dict[str, Any]:
+        """The `[scaling]` table (without a backend)."""
+        return {"workers": self.num_workers, "resources_per_worker": self.worker_resources(),
+                "placement": self.placement_strategy.lower()}

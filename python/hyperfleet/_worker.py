@@ -89,6 +89,42 @@ def _run_class(cls: Any, config: Dict[str, Any], params: Dict[str, Any], msg: Di
         obj.cleanup()
 
 
+def _dist_env(msg: Dict[str, Any]) -> None:
+    """Sets torchrun's variables for this rank of its group."""
+    env = {
+        "MASTER_ADDR": msg.get("master_addr", "127.0.0.1"),
+        "MASTER_PORT": msg.get("master_port", 0),
+        "RANK": msg.get("rank", 0),
+        "WORLD_SIZE": msg.get("world_size", 1),
+        "LOCAL_RANK": msg.get("local_rank", 0),
+        "LOCAL_WORLD_SIZE": msg.get("local_world_size", 1),
+        "NODE_RANK": msg.get("node_rank", 0),
+        "GROUP_RANK": msg.get("node_rank", 0),
+    }
+    for k, v in env.items():
+        os.environ[k] = str(v)
+
+
+def _init_process_group(msg: Dict[str, Any]) -> bool:
+    """Initialises torch.distributed for the trial when the experiment asks for a backend."""
+    backend = msg.get("backend")
+    if not backend:
+        return False
+    import datetime
+
+    import torch
+    import torch.distributed as dist
+
+    if backend == "auto":
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and torch.cuda.is_available():
+        torch.cuda.set_device(0 if torch.cuda.device_count() == 1 else int(msg.get("local_rank", 0)))
+    timeout = datetime.timedelta(seconds=float(msg.get("timeout_s") or 1800))
+    dist.init_process_group(backend=backend, init_method="env://", rank=int(msg.get("rank", 0)),
+                            world_size=int(msg.get("world_size", 1)), timeout=timeout)
+    return True
+
+
 def _run_trial(msg: Dict[str, Any], wfile: Any, rfile: Any, saved_fds: Any) -> None:
     for p in reversed(msg.get("sys_path") or []):
         if p not in sys.path:
@@ -99,7 +135,10 @@ def _run_trial(msg: Dict[str, Any], wfile: Any, rfile: Any, saved_fds: Any) -> N
     _session._current = sess
     os.environ["HYPERFLEET_TRIAL_ID"] = str(msg["trial_id"])
     os.environ["HYPERFLEET_TRIAL_DIR"] = trial_dir
+    _dist_env(msg)
+    group = False
     try:
+        group = _init_process_group(msg)
         from hyperfleet._trainable import _WithParameters, is_class_trainable
 
         t = _load_trainable(msg["trainable"])
@@ -122,6 +161,14 @@ def _run_trial(msg: Dict[str, Any], wfile: Any, rfile: Any, saved_fds: Any) -> N
         sys.stderr.write(tb)
         reply = {"t": "error", "error": f"{type(e).__name__}: {e}", "traceback": tb}
     finally:
+        if group:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                try:
+                    dist.destroy_process_group()
+                except Exception:  # noqa: BLE001 - the trial's outcome is already decided
+                    pass
         _session._current = None
         sys.stdout.flush()
         sys.stderr.flush()

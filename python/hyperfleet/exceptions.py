@@ -8,7 +8,12 @@ from hyperfleet._native import (
     TuneError,
 )
 
-__all__ = ["HyperfleetError", "ConfigError", "ExperimentExistsError", "StoreError", "TuneError", "TrialError"]
+__all__ = ["HyperfleetError", "ConfigError", "ExperimentExistsError", "StoreError", "TuneError", "TrialError",
+           "TrainingFailedError"]
+
+
+class TrainingFailedError(HyperfleetError):
+    """A trainer's ``fit()`` failed (Ray Train's name); the trial's error is its cause."""
 
 
 class TrialError(HyperfleetError):

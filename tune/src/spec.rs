@@ -1,7 +1,7 @@
 //! The experiment spec: one serde model for the TOML file and the Python API.
 
 use hyperfleet_scheduler::SchedulerConfig;
-use hyperfleet_searchers::{BasicVariantConfig, Searcher, Space, TpeConfig};
+use hyperfleet_searchers::{BasicVariantConfig, CmaesConfig, QmcConfig, Searcher, Space, TpeConfig};
 use hyperfleet_train::{GangSpec, PlacementStrategy, Resources};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -40,6 +40,25 @@ pub struct Spec {
     /// Retries and fail-fast.
     #[serde(default)]
     pub failure: FailureSpec,
+    /// How this machine is presented: as one node, or as several virtual nodes.
+    #[serde(default, skip_serializing_if = "ClusterSpec::is_default")]
+    pub cluster: ClusterSpec,
+}
+
+/// `[cluster]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Split this machine into virtual nodes, each with these resources (`{cpu = 2, gpu = 1}`),
+    /// so placement strategies act as on a cluster; GPU device indices are dealt out in order.
+    #[serde(default)]
+    pub virtual_nodes: Vec<Map<String, Value>>,
+}
+
+impl ClusterSpec {
+    fn is_default(&self) -> bool {
+        self.virtual_nodes.is_empty()
+    }
 }
 
 /// `[experiment]`.
@@ -157,6 +176,13 @@ pub struct Scaling {
     /// `pack`, `spread`, `strict_pack` or `strict_spread`.
     #[serde(default = "pack")]
     pub placement: String,
+    /// `torch.distributed` backend the workers' process group is initialised with before the
+    /// trainable runs (`gloo`, `nccl`, or `auto`: nccl with GPUs, else gloo); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Seconds `torch.distributed` waits on a collective before failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
 }
 
 fn one_usize() -> usize {
@@ -173,7 +199,7 @@ fn pack() -> String {
 
 impl Default for Scaling {
     fn default() -> Self {
-        Scaling { workers: 1, resources_per_worker: one_cpu(), placement: pack() }
+        Scaling { workers: 1, resources_per_worker: one_cpu(), placement: pack(), backend: None, timeout_s: None }
     }
 }
 
@@ -331,19 +357,22 @@ impl Spec {
                     return Err(err(format!("search.options.{k}"), "random and grid search take no options"));
                 }
             }
-            "tpe" => {
+            "tpe" | "cmaes" => {
                 if e.metric.is_none() || e.mode.is_none() {
                     return Err(err(
                         "search.algorithm",
-                        "\"tpe\" learns from the experiment's metric: set [experiment] metric and mode",
+                        format!(
+                            "{:?} learns from the experiment's metric: set [experiment] metric and mode",
+                            self.search.algorithm
+                        ),
                     ));
                 }
-                self.tpe_config()?;
             }
+            "qmc" => {}
             other => {
                 return Err(err(
                     "search.algorithm",
-                    format!("expected \"random\", \"grid\" or \"tpe\", got {other:?}"),
+                    format!("expected \"random\", \"grid\", \"tpe\", \"qmc\" or \"cmaes\", got {other:?}"),
                 ));
             }
         }
@@ -362,6 +391,19 @@ impl Spec {
             )
         })?;
         Resources::from_json(&self.resources).map_err(|re| err("resources", re.to_string()))?;
+        for (i, n) in self.cluster.virtual_nodes.iter().enumerate() {
+            Resources::from_json(n).map_err(|re| err(format!("cluster.virtual_nodes[{i}]"), re.to_string()))?;
+        }
+        if let Some(b) = &self.scaling.backend {
+            if !matches!(b.as_str(), "gloo" | "nccl" | "auto") {
+                return Err(err("scaling.backend", format!("expected \"gloo\", \"nccl\" or \"auto\", got {b:?}")));
+            }
+        }
+        if let Some(t) = self.scaling.timeout_s {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(err("scaling.timeout_s", "expected a number of seconds > 0"));
+            }
+        }
         if let Some(h) = self.failure.hang_timeout_s {
             if !(h.is_finite() && h > 0.0) {
                 return Err(err("failure.hang_timeout_s", "expected a number of seconds > 0"));
@@ -379,12 +421,10 @@ impl Spec {
         BasicVariantConfig { points_to_evaluate: self.search.points_to_evaluate.clone(), ..Default::default() }
     }
 
-    /// The TPE options in `[search.options]`, with `points_to_evaluate` from `[search]`.
-    fn tpe_config(&self) -> Result<TpeConfig, SpecError> {
-        let mut c: TpeConfig = serde_json::from_value(Value::Object(self.search.options.clone()))
-            .map_err(|e| err("search.options", e.to_string()))?;
-        c.points_to_evaluate = self.search.points_to_evaluate.clone();
-        Ok(c)
+    /// The algorithm's options in `[search.options]`, refusing unknown keys.
+    fn options<T: serde::de::DeserializeOwned>(&self) -> Result<T, SpecError> {
+        serde_json::from_value(Value::Object(self.search.options.clone()))
+            .map_err(|e| err("search.options", e.to_string()))
     }
 
     /// Builds the searcher this spec describes (without the concurrency limiter) over `space`.
@@ -392,7 +432,28 @@ impl Spec {
         let n = self.experiment.num_samples;
         let se = |e: hyperfleet_searchers::SpaceError| err(format!("search.{}", e.path), e.rule);
         Ok(match self.search.algorithm.as_str() {
-            "tpe" => Box::new(self.tpe_config()?.build(space, n).map_err(se)?),
+            "tpe" => {
+                let c = TpeConfig { points_to_evaluate: self.search.points_to_evaluate.clone(), ..self.options()? };
+                Box::new(c.build(space, n).map_err(se)?)
+            }
+            "qmc" => {
+                let o: QmcConfig = self.options()?;
+                let c = QmcConfig {
+                    points_to_evaluate: self.search.points_to_evaluate.clone(),
+                    seed: o.seed.or(self.search.seed),
+                    ..o
+                };
+                Box::new(c.build(space, n).map_err(se)?)
+            }
+            "cmaes" => {
+                let o: CmaesConfig = self.options()?;
+                let c = CmaesConfig {
+                    points_to_evaluate: self.search.points_to_evaluate.clone(),
+                    seed: o.seed.or(self.search.seed),
+                    ..o
+                };
+                Box::new(c.build(space, n).map_err(se)?)
+            }
             _ => Box::new(self.searcher_config().build(space, n).map_err(se)?),
         })
     }

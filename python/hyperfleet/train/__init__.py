@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hyperfleet._checkpoint import Checkpoint
-from hyperfleet._config import CheckpointConfig, FailureConfig, RunConfig
+from hyperfleet._config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from hyperfleet._session import TrainContext, get_checkpoint, get_context, report
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointConfig",
     "FailureConfig",
     "RunConfig",
+    "ScalingConfig",
     "TrainContext",
     "get_checkpoint",
     "get_context",

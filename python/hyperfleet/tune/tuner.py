@@ -252,10 +252,21 @@ class Tuner:
         run_config: Optional[RunConfig] = None,
         _restore_path: Optional[str] = None,
     ) -> None:
-        if trainable is None or not (callable(trainable) or is_class_trainable(trainable) or isinstance(trainable, _WithParameters)):
-            raise TypeError(f"Tuner(trainable=...): expected a function or a Trainable class, got {trainable!r}")
-        self._trainable = trainable
-        self._param_space = dict(param_space or {})
+        trainer = getattr(trainable, "_hyperfleet_trainer", False)
+        if trainable is None or not (trainer or callable(trainable) or is_class_trainable(trainable)
+                                     or isinstance(trainable, _WithParameters)):
+            raise TypeError(f"Tuner(trainable=...): expected a function, a Trainable class or a trainer, got {trainable!r}")
+        self._trainer = trainable if trainer else None
+        self._trainable = trainable._as_trainable() if trainer else trainable
+        space = dict(param_space or {})
+        if trainer:
+            # A trainer's own train_loop_config is the default; the param_space's keys override it (Ray's merge).
+            loop = dict(trainable.train_loop_config or {})
+            loop.update(space.get("train_loop_config") or {})
+            space["train_loop_config"] = loop
+            if run_config is None:
+                run_config = trainable.run_config
+        self._param_space = space
         self._tune_config = tune_config or TuneConfig()
         self._run_config = run_config or RunConfig()
         self._restore_path = _restore_path
@@ -271,6 +282,9 @@ class Tuner:
         import hyperfleet
 
         resources = getattr(self._trainable, "_hyperfleet_resources", None) or {"cpu": 1}
+        scaling: Dict[str, Any] = {"workers": 1, "resources_per_worker": resources, "placement": "pack"}
+        if self._trainer is not None:
+            scaling = self._trainer._scaling_spec()
         search: Dict[str, Any] = {"algorithm": "random"}
         if tc.search_alg is not None:
             to_spec = getattr(tc.search_alg, "to_spec", None)
@@ -306,12 +320,13 @@ class Tuner:
                 "durability": rc.durability,
             },
             "trainable": {"pickle": "", "name": _trainable_name(self._trainable)},
-            "scaling": {"workers": 1, "resources_per_worker": resources, "placement": "pack"},
+            "scaling": scaling,
             "space": space,
             "search": search,
             "scheduler": scheduler,
             "stop": {k: float(v) for k, v in rc.stop.items()} if isinstance(rc.stop, dict) else {},
             "resources": dict(hyperfleet._cluster_resources),
+            "cluster": {"virtual_nodes": [dict(n) for n in hyperfleet._virtual_nodes]},
             "checkpoint": (rc.checkpoint_config.to_spec() if rc.checkpoint_config else {}),
             "failure": (rc.failure_config.to_spec() if rc.failure_config else {}),
         }

@@ -29,16 +29,20 @@ pub(crate) fn retention(cks: &mut Vec<Ckpt>, keep: usize) -> Vec<(u64, String)> 
     out
 }
 
-/// Copies a reported checkpoint directory into the trial folder (atomically: copy, then rename).
-pub(crate) fn persist_checkpoint(src: &Path, dst: &Path) -> std::io::Result<()> {
-    if src == dst {
+/// Copies the reported checkpoint folders (one per rank that gave one, rank 0's first) into one
+/// folder in the trial's (atomically: copy, then rename). Where two ranks wrote the same file, the
+/// lower rank's copy is kept.
+pub(crate) fn persist_checkpoint(srcs: &[std::path::PathBuf], dst: &Path) -> std::io::Result<()> {
+    if srcs.len() == 1 && srcs[0] == dst {
         return Ok(());
     }
     let tmp = dst.with_extension("tmp");
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
-    copy_dir(src, &tmp)?;
+    for src in srcs {
+        copy_dir(src, &tmp)?;
+    }
     crate::failpoint("checkpoint_copied");
     if dst.exists() {
         std::fs::remove_dir_all(dst)?;
@@ -56,7 +60,7 @@ fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
         let to = dst.join(e.file_name());
         if ty.is_dir() {
             copy_dir(&e.path(), &to)?;
-        } else {
+        } else if !to.exists() {
             std::fs::copy(e.path(), to)?;
         }
     }

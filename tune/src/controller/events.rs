@@ -19,8 +19,8 @@ struct ResultWrite {
     ckpt: Option<String>,
     /// Checkpoints retention lets go of.
     delete: Vec<(u64, String)>,
-    /// Sent to the worker after the commit.
-    ack: Option<hyperfleet_train::worker::Acker>,
+    /// Sent to the group's workers after the commit.
+    ack: Vec<hyperfleet_train::worker::Acker>,
     /// The replay-log entry.
     log: Option<Value>,
 }
@@ -68,16 +68,43 @@ impl Controller {
             }
             WorkerEvent::Report { metrics, checkpoint } => {
                 let Some(seq) = seq else { return };
-                if key.rank != 0 {
-                    // Only rank 0's results are the trial's; other ranks are acknowledged.
-                    if let Some(w) = &g.workers[key.rank as usize] {
-                        w.ack(self.trials[&seq].ending);
+                let r = key.rank as usize;
+                if g.workers.len() == 1 {
+                    g.reports[0] += 1;
+                    self.on_report(gid, seq, metrics, checkpoint.into_iter().collect());
+                    return;
+                }
+                // A group's reports meet at a barrier: the k-th result is taken when every rank
+                // has made its k-th report; rank 0's metrics are the trial's, every rank's
+                // checkpoint folder goes into the one checkpoint, and every rank gets the decision.
+                g.reports[r] += 1;
+                g.pending[r] = Some((metrics, checkpoint));
+                // A rank that already finished with fewer reports will never make this one.
+                let n = g.reports[r];
+                if let Some(d) = (0..g.done.len()).find(|&d| g.done[d] && g.reports[d] < n) {
+                    let msg = self.report_mismatch(gid, d);
+                    self.group_failed(gid, seq, msg);
+                    return;
+                }
+                if g.pending.iter().all(|p| p.is_some()) {
+                    let taken: Vec<super::RankReport> =
+                        g.pending.iter_mut().map(|p| p.take().expect("all ranks reported")).collect();
+                    let mut it = taken.into_iter();
+                    let (metrics, first) = it.next().expect("rank 0");
+                    let cks: Vec<PathBuf> = first.into_iter().chain(it.filter_map(|(_, c)| c)).collect();
+                    self.on_report(gid, seq, metrics, cks);
+                }
+            }
+            WorkerEvent::Done => {
+                let r = key.rank as usize;
+                if g.workers.len() > 1 && g.reports.iter().any(|n| *n > g.reports[r]) {
+                    // Others wait at a report this rank will never make.
+                    if let Some(seq) = seq {
+                        let msg = self.report_mismatch(gid, r);
+                        self.group_failed(gid, seq, msg);
                     }
                     return;
                 }
-                self.on_report(gid, seq, metrics, checkpoint);
-            }
-            WorkerEvent::Done => {
                 g.done[key.rank as usize] = true;
                 // A gang's trial ends when every rank has finished; rank 0's results are the trial's.
                 if g.done.iter().all(|d| *d) {
@@ -112,6 +139,33 @@ impl Controller {
         }
     }
 
+    /// Says which rank made fewer reports than the others before finishing.
+    fn report_mismatch(&self, gid: GroupId, finished: usize) -> String {
+        let g = &self.groups[&gid];
+        let counts: Vec<String> = g.reports.iter().enumerate().map(|(i, n)| format!("rank {i}: {n}")).collect();
+        format!(
+            "rank {finished} finished while other ranks were still reporting (reports so far: {}): every rank must call report() the same number of times",
+            counts.join(", ")
+        )
+    }
+
+    /// Fails a group's trial for a fault of the group as a whole (not retried: it would recur)
+    /// and tears the group down.
+    fn group_failed(&mut self, gid: GroupId, seq: u64, msg: String) {
+        self.detach(gid);
+        self.trial_failed(seq, msg, String::new(), false);
+        self.retire_group(gid, true);
+    }
+
+    /// Acknowledges the current report of every rank of a group.
+    pub(crate) fn ack_group(&self, gid: GroupId, stop: bool) {
+        if let Some(g) = self.groups.get(&gid) {
+            for w in g.workers.iter().flatten() {
+                w.ack(stop);
+            }
+        }
+    }
+
     /// Forgets a group's trial, so late events from a dying group cannot touch it.
     fn detach(&mut self, gid: GroupId) {
         if let Some(g) = self.groups.get_mut(&gid) {
@@ -126,6 +180,8 @@ impl Controller {
         g.trial = None;
         g.started = false;
         g.done.iter_mut().for_each(|d| *d = false);
+        g.pending.iter_mut().for_each(|p| *p = None);
+        g.reports.iter_mut().for_each(|r| *r = 0);
         if !(reuse && g.python) || g.retiring {
             g.retiring = false;
             self.retire_group(gid, false);
@@ -180,12 +236,10 @@ impl Controller {
         }
     }
 
-    fn on_report(&mut self, gid: GroupId, seq: u64, metrics: Map<String, Value>, checkpoint: Option<PathBuf>) {
+    fn on_report(&mut self, gid: GroupId, seq: u64, metrics: Map<String, Value>, checkpoint: Vec<PathBuf>) {
         let t = self.trials.get_mut(&seq).expect("trial exists");
         if t.ending || t.status.is_final() {
-            if let Some(w) = self.groups[&gid].workers[0].as_ref() {
-                w.ack(true);
-            }
+            self.ack_group(gid, true);
             return;
         }
         let now_i = Instant::now();
@@ -198,9 +252,7 @@ impl Controller {
         if t.iteration <= t.recorded {
             // Resumed from an older checkpoint: this iteration was recorded (and decided on) before.
             // The first record stands, so every result is recorded exactly once.
-            if let Some(w) = self.groups[&gid].workers[0].as_ref() {
-                w.ack(false);
-            }
+            self.ack_group(gid, false);
             return;
         }
         t.recorded = t.iteration;
@@ -210,9 +262,7 @@ impl Controller {
                 let keys: Vec<String> = m.keys().cloned().collect();
                 let msg =
                     format!("the trial reported {{{}}} but not the experiment's metric `{metric}`", keys.join(", "));
-                if let Some(w) = self.groups[&gid].workers[0].as_ref() {
-                    w.ack(true);
-                }
+                self.ack_group(gid, true);
                 self.trial_failed(seq, msg, String::new(), false);
                 return;
             }
@@ -228,9 +278,10 @@ impl Controller {
         m.insert("iterations_since_restore".into(), t.iterations_since_restore.into());
         m.insert("time_since_restore".into(), t.time_since_restore.into());
         m.entry("pid").or_insert(Value::from(self.groups[&gid].workers[0].as_ref().map(|w| w.pid).unwrap_or(0)));
-        match checkpoint {
-            None => self.record_result(gid, seq, m, None),
-            Some(src) => {
+        match checkpoint.is_empty() {
+            true => self.record_result(gid, seq, m, None),
+            false => {
+                let srcs = checkpoint;
                 let rel = format!(
                     "{}/checkpoint_{:06}",
                     t.dir.strip_prefix(&self.exp_dir).unwrap_or(&t.dir).display(),
@@ -239,7 +290,8 @@ impl Controller {
                 let dst = self.exp_dir.join(&rel);
                 let tx = self.tx.clone();
                 tokio::task::spawn_blocking(move || {
-                    let saved = persist_checkpoint(&src, &dst).map(|_| rel).map_err(|e| {
+                    let src = srcs[0].clone();
+                    let saved = persist_checkpoint(&srcs, &dst).map(|_| rel).map_err(|e| {
                         let storage =
                             matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EROFS | libc::EDQUOT | libc::EIO));
                         if storage {
@@ -261,7 +313,7 @@ impl Controller {
         if t.group != Some(gid) || t.ending {
             // The trial moved on (failed, interrupted) while this result's checkpoint was copied:
             // the result is still recorded, but it decides nothing and nobody waits for it.
-            let w = ResultWrite { seq, iteration, ckpt, delete: Vec::new(), ack: None, log: None };
+            let w = ResultWrite { seq, iteration, ckpt, delete: Vec::new(), ack: Vec::new(), log: None };
             self.store_result(&m, w);
             return;
         }
@@ -333,11 +385,13 @@ impl Controller {
         }
         self.hooks.on_result(&id, &m);
         let stop = reason.is_some();
-        let mut ack = self.groups.get(&gid).and_then(|g| g.workers[0].as_ref().map(|w| w.acker(stop || pause)));
+        let mut ack: Vec<hyperfleet_train::worker::Acker> = self
+            .groups
+            .get(&gid)
+            .map(|g| g.workers.iter().flatten().map(|w| w.acker(stop || pause)).collect())
+            .unwrap_or_default();
         if self.spec.experiment.durability == crate::spec::Durability::Relaxed {
-            if let Some(a) = ack.take() {
-                a.send();
-            }
+            ack.drain(..).for_each(|a| a.send());
         }
         self.store_result(&m, ResultWrite { seq, iteration, ckpt, delete, ack, log: Some(entry) });
         if stop {
@@ -429,7 +483,7 @@ impl Controller {
                 Ok(())
             },
             Some(Box::new(move |files: &mut TrialFiles| {
-                if let Some(a) = ack {
+                for a in ack {
                     a.send();
                 }
                 files.append_result(seq, &dir, &for_file);
@@ -613,7 +667,9 @@ impl Controller {
         let (src, dst) = (self.exp_dir.join(&src_rel), self.exp_dir.join(&rel));
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
-            let saved = persist_checkpoint(&src, &dst).map(|_| rel).map_err(|e| format!("{}: {e}", src.display()));
+            let saved = persist_checkpoint(std::slice::from_ref(&src), &dst)
+                .map(|_| rel)
+                .map_err(|e| format!("{}: {e}", src.display()));
             let _ = tx.send(Ev::Cloned { seq, donor, donor_iteration, config, note, saved });
         });
     }

@@ -6,6 +6,7 @@ use hyperfleet_searchers::{Suggestion, TrialId};
 use hyperfleet_train::{spawn_worker, GroupId, IoMode, WorkerKey, WorkerLaunch};
 use rusqlite::params;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 impl Controller {
@@ -253,6 +254,8 @@ impl Controller {
             workers: (0..n).map(|_| None).collect(),
             ready: vec![false; n],
             done: vec![false; n],
+            pending: vec![None; n],
+            reports: vec![0; n],
             python,
             trial: None,
             started: false,
@@ -356,8 +359,12 @@ impl Controller {
         };
         let ck = t.restore.as_ref().map(|r| self.exp_dir.join(r).display().to_string());
         let n = g.workers.len();
+        let ranks = g.res.as_ref().map(|r| rank_layout(r.placement())).unwrap_or_default();
+        // A fresh rendezvous port for every run of the group (a restarted group gets another).
+        let port = if n > 1 || self.spec.scaling.backend.is_some() { free_port() } else { 0 };
         for (rank, w) in g.workers.iter().enumerate() {
             if let Some(w) = w {
+                let (node_rank, local_rank, local_world_size) = ranks.get(rank).copied().unwrap_or((0, rank, n));
                 w.send_json(&json!({
                     "t": "run",
                     "trial_id": t.id,
@@ -371,6 +378,13 @@ impl Controller {
                     "iteration": t.iteration,
                     "rank": rank,
                     "world_size": n,
+                    "local_rank": local_rank,
+                    "local_world_size": local_world_size,
+                    "node_rank": node_rank,
+                    "master_addr": "127.0.0.1",
+                    "master_port": port,
+                    "backend": self.spec.scaling.backend,
+                    "timeout_s": self.spec.scaling.timeout_s,
                     "sys_path": self.spec.experiment.python_path,
                     "checkpoint_frequency": self.spec.checkpoint.frequency,
                     "checkpoint_at_end": self.spec.checkpoint.at_end,
@@ -406,9 +420,25 @@ impl Controller {
             }
         };
         let n = self.groups[&gid].workers.len();
+        let layout = self.groups[&gid].res.as_ref().map(|r| rank_layout(r.placement())).unwrap_or_default();
+        let port = free_port();
         for rank in 0..n {
             let res = self.groups[&gid].res.as_ref().expect("reserved");
             let mut env = self.worker_env(res, rank);
+            // torchrun's variables, so a program can join a process group as it would under torchrun.
+            let (node_rank, local_rank, local_world_size) = layout.get(rank).copied().unwrap_or((0, rank, n));
+            for (k, v) in [
+                ("MASTER_ADDR", "127.0.0.1".to_string()),
+                ("MASTER_PORT", port.to_string()),
+                ("RANK", rank.to_string()),
+                ("WORLD_SIZE", n.to_string()),
+                ("LOCAL_RANK", local_rank.to_string()),
+                ("LOCAL_WORLD_SIZE", local_world_size.to_string()),
+                ("NODE_RANK", node_rank.to_string()),
+                ("GROUP_RANK", node_rank.to_string()),
+            ] {
+                env.push((k.into(), v));
+            }
             let cfg = serde_json::to_string(&t.config).unwrap_or_default();
             env.push(("HYPERFLEET_CONFIG".into(), cfg));
             env.push(("HYPERFLEET_CONFIG_FILE".into(), t.dir.join("params.json").display().to_string()));
@@ -516,4 +546,32 @@ fn substitute(arg: &str, config: &Map<String, Value>, t: &Trial) -> Result<Strin
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// For each rank: (node rank, local rank, workers of the group on that node). Nodes are numbered
+/// in the order the group's ranks first use them, so rank 0 is always on node rank 0.
+fn rank_layout(p: &hyperfleet_train::Placement) -> Vec<(usize, usize, usize)> {
+    let mut order: Vec<u32> = Vec::new();
+    for b in &p.bundles {
+        if !order.contains(&b.node.0) {
+            order.push(b.node.0);
+        }
+    }
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    p.bundles
+        .iter()
+        .map(|b| {
+            let node_rank = order.iter().position(|n| *n == b.node.0).unwrap_or(0);
+            let local = seen.entry(b.node.0).or_insert(0);
+            let local_rank = *local;
+            *local += 1;
+            let on_node = p.bundles.iter().filter(|x| x.node == b.node).count();
+            (node_rank, local_rank, on_node)
+        })
+        .collect()
+}
+
+/// A TCP port free on the loopback interface right now, for `torch.distributed`'s rendezvous.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(29500)
 }

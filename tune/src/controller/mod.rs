@@ -138,12 +138,20 @@ pub(crate) struct Trial {
     recorded: u64,
 }
 
+/// One rank's report: its metrics and the checkpoint folder it passed, if any.
+pub(crate) type RankReport = (Map<String, Value>, Option<PathBuf>);
+
 pub(crate) struct Group {
     res: Option<Reservation>,
     workers: Vec<Option<WorkerHandle>>,
     ready: Vec<bool>,
     /// Ranks that finished the current trial cleanly.
     done: Vec<bool>,
+    /// Each rank's report waiting at the barrier (a group's k-th result is taken once every
+    /// rank has made its k-th report), with its checkpoint folder.
+    pending: Vec<Option<RankReport>>,
+    /// Reports each rank has made in the current trial.
+    reports: Vec<u64>,
     python: bool,
     trial: Option<u64>,
     /// Sent the trial its start message (Python) or started with it (command).

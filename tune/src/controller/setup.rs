@@ -136,6 +136,36 @@ fn lock_experiment(dir: &std::path::Path) -> Result<std::fs::File, RunError> {
     Ok(f)
 }
 
+/// This machine as one node, or split into the virtual nodes `[cluster] virtual_nodes` describes:
+/// each gets the resources it names (memory: an equal share unless named), and GPU device
+/// indices are dealt out in node order.
+fn virtual_nodes(
+    machine: &NodeCapacity,
+    spec: &[serde_json::Map<String, serde_json::Value>],
+) -> Result<Vec<NodeCapacity>, RunError> {
+    if spec.is_empty() {
+        return Ok(vec![machine.clone()]);
+    }
+    let mut next_gpu = 0u32;
+    let mut out = Vec::new();
+    for (i, n) in spec.iter().enumerate() {
+        let field = format!("cluster.virtual_nodes[{i}]");
+        let base = NodeCapacity {
+            cpu: 1.0,
+            memory: machine.memory / spec.len() as f64,
+            gpus: Vec::new(),
+            custom: BTreeMap::new(),
+        };
+        let mut node =
+            base.with_overrides(n).map_err(|e| SpecError { field: field.clone(), message: e.to_string() })?;
+        let k = node.gpus.len() as u32;
+        node.gpus = (next_gpu..next_gpu + k).collect();
+        next_gpu += k;
+        out.push(node);
+    }
+    Ok(out)
+}
+
 fn fmt_res(cpu: f64, gpu: f64, custom: &BTreeMap<String, f64>) -> String {
     let mut s = format!("{cpu} cpu, {gpu} gpu");
     for (k, v) in custom {
@@ -167,11 +197,12 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         .0
         .with_overrides(&spec.resources)
         .map_err(|e| SpecError { field: "resources".into(), message: e.to_string() })?;
+    let nodes = virtual_nodes(&capacity, &spec.cluster.virtual_nodes)?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Ev>();
     let (wtx, wrx) = tokio::sync::mpsc::unbounded_channel();
     let freed = tx.clone();
     let cluster = LocalCluster::new(
-        vec![capacity],
+        nodes,
         Some(Box::new(move || {
             let _ = freed.send(Ev::CapacityFreed);
         })),

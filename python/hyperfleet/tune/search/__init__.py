@@ -6,7 +6,8 @@ from typing import Any, Dict, List, Optional
 
 from hyperfleet.tune.search.sample import Domain, grid_search, sample_from  # noqa: F401
 
-__all__ = ["Searcher", "BasicVariantGenerator", "ConcurrencyLimiter", "TPESearch", "OptunaSearch"]
+__all__ = ["Searcher", "BasicVariantGenerator", "ConcurrencyLimiter", "TPESearch", "OptunaSearch", "QMCSearch",
+           "CMAESSearch"]
 
 
 class Searcher:
@@ -155,3 +156,72 @@ class OptunaSearch(TPESearch):
             raise ValueError("OptunaSearch(sampler=...): only the default TPE sampler runs in hyperfleet; "
                              "use TPESearch(...) for its options")
         super().__init__(metric=metric, mode=mode, points_to_evaluate=points_to_evaluate, seed=seed)
+
+
+def _points(name: str, points: Optional[List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    if points is not None and not (isinstance(points, list) and all(isinstance(p, dict) for p in points)):
+        raise TypeError(f"{name}(points_to_evaluate=...): expected a list of dicts")
+    return list(points or [])
+
+
+def _seed(name: str, seed: Optional[int]) -> Optional[int]:
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"{name}(seed=...): expected a non-negative integer, got {seed!r}")
+    return seed
+
+
+class QMCSearch(Searcher):
+    """Quasi-random search: scrambled Sobol' (default) or Halton points through each domain's inverse CDF.
+
+    Covers the space more evenly than random draws; the i-th trial's point depends only on the
+    seed and i. Distinct seeds give distinct scrambles. Runs in the Rust core.
+    """
+
+    def __init__(self, kind: str = "sobol", scramble: bool = True, seed: Optional[int] = None,
+                 points_to_evaluate: Optional[List[Dict[str, Any]]] = None) -> None:
+        if kind not in ("sobol", "halton"):
+            raise ValueError(f"QMCSearch(kind=...): expected 'sobol' or 'halton', got {kind!r}")
+        self.options: Dict[str, Any] = {"kind": kind, "scramble": bool(scramble)}
+        self.seed = _seed("QMCSearch", seed)
+        self.points_to_evaluate = _points("QMCSearch", points_to_evaluate)
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"algorithm": "qmc", "options": dict(self.options), "seed": self.seed,
+                "points_to_evaluate": self.points_to_evaluate, "max_concurrent": 0, "batch": False}
+
+
+class CMAESSearch(Searcher):
+    """CMA-ES with IPOP restarts over the numeric parameters (integers rounded, log domains in log space).
+
+    Categorical parameters are sampled independently at random (CMA-ES has no model for them).
+    A generation is ``popsize`` trials; the next starts when all of them have ended.
+    ``metric``/``mode`` may be given here instead of in ``TuneConfig``. Runs in the Rust core.
+    """
+
+    def __init__(self, metric: Optional[str] = None, mode: Optional[str] = None, sigma0: Optional[float] = None,
+                 popsize: Optional[int] = None, restart: str = "ipop", n_startup_trials: int = 1,
+                 seed: Optional[int] = None, points_to_evaluate: Optional[List[Dict[str, Any]]] = None) -> None:
+        if (metric is None) != (mode is None) or mode not in (None, "min", "max"):
+            raise ValueError(f"CMAESSearch(metric=..., mode=...): expected both (mode 'min' or 'max') or neither, "
+                             f"got metric={metric!r}, mode={mode!r}")
+        if sigma0 is not None and not (isinstance(sigma0, (int, float)) and 0 < sigma0 <= 1):
+            raise ValueError(f"CMAESSearch(sigma0=...): expected a number in (0, 1] (of each range), got {sigma0!r}")
+        if popsize is not None and (not isinstance(popsize, int) or popsize < 2):
+            raise ValueError(f"CMAESSearch(popsize=...): expected an integer >= 2, got {popsize!r}")
+        if restart not in ("ipop", "none"):
+            raise ValueError(f"CMAESSearch(restart=...): expected 'ipop' or 'none', got {restart!r}")
+        self.metric, self.mode = metric, mode
+        self.options: Dict[str, Any] = {"restart": restart, "n_startup_trials": int(n_startup_trials)}
+        if sigma0 is not None:
+            self.options["sigma0"] = float(sigma0)
+        if popsize is not None:
+            self.options["popsize"] = popsize
+        self.seed = _seed("CMAESSearch", seed)
+        self.points_to_evaluate = _points("CMAESSearch", points_to_evaluate)
+
+    def to_spec(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"algorithm": "cmaes", "options": dict(self.options), "seed": self.seed,
+                               "points_to_evaluate": self.points_to_evaluate, "max_concurrent": 0, "batch": False}
+        if self.metric is not None:
+            out["metric"], out["mode"] = self.metric, self.mode
+        return out
