@@ -49,16 +49,40 @@ def _nproc(r: Dict[str, Any]) -> Optional[float]:
     return r.get("peak_nproc")
 
 
+def _rps(r: Dict[str, Any]) -> Optional[float]:
+    return (r.get("result") or {}).get("results_per_s")
+
+
+def _overhead(r: Dict[str, Any]) -> Optional[float]:
+    return (r.get("result") or {}).get("overhead_pct")
+
+
+def _first_trial(r: Dict[str, Any]) -> Optional[float]:
+    return (r.get("result") or {}).get("to_first_new_trial_s")
+
+
+def _first_started(r: Dict[str, Any]) -> Optional[float]:
+    return (r.get("result") or {}).get("to_first_new_trial_started_s")
+
+
 # metric id -> (getter, unit, higher_is_better, format)
 METRICS: Dict[str, Tuple[Callable[[Dict[str, Any]], Optional[float]], str, bool]] = {
     "wall": (_wall, "s", False),
     "tps": (_tps, "trials/s", True),
     "pss": (_pss, "MB", False),
     "nproc": (_nproc, "processes", False),
+    "rps": (_rps, "results/s", True),
+    "overhead_pct": (_overhead, "%", False),
+    "first_trial_s": (_first_trial, "s", False),
+    "first_started_s": (_first_started, "s", False),
 }
 
 # The table: each row pairs one workload per tool (a regex on the workload name; the one
-# with the smallest N when several match) and one metric.
+# with the smallest N when several match, or the largest with "pick": "largest"; for names
+# ending in _TxR, N is T) and one metric. The ratio column is hyperfleet against each peer
+# ("ratio": False: none; "points": the peer's figure minus hyperfleet's, for percentages).
+# "vs": {"hyperfleet": regex, "title": ..., "target": x}: also the ratio of that other
+# hyperfleet workload's figure (same pick, same run) to this row's, e.g. durable / relaxed.
 ROWS: List[Dict[str, Any]] = [
     {"section": "startup", "label": "Startup: whole process, import + 1-trial experiment (Python API)", "metric": "wall",
      "hyperfleet": r"startup_hyperfleet", "ray": r"startup_ray", "optuna": r"startup_optuna"},
@@ -86,6 +110,44 @@ ROWS: List[Dict[str, Any]] = [
      "hyperfleet": r"tiny_hyperfleet_(\d+)", "optuna": r"tiny_optuna_memory_tpe_(\d+)"},
     {"section": "tiny", "label": "Processes during the tiny-trial run (most at once)", "metric": "nproc", "ratio": False,
      "hyperfleet": r"tiny_hyperfleet_(\d+)", "ray": r"tiny_ray_reuse_(\d+)", "optuna": r"tiny_optuna_sqlite_random_(\d+)"},
+]
+_TP_HF = r"throughput_hyperfleet_durable_(\d+)x(\d+)"
+_TP_HF_RELAXED = r"throughput_hyperfleet_relaxed_(\d+)x(\d+)"
+_TP_FULL = ("Result throughput, few trials (T×R: T trials reporting R results each, all at once, 2/T CPU each), "
+            "end to end; hyperfleet: every result durable before report() returns; Ray Tune: `tune.report` in a "
+            "loop, nothing fsynced; Optuna: `trial.report` + `should_prune`, n_jobs=T threads, SQLite storage "
+            "(durable)")
+for _pick, _what in (("smallest", "few trials"), ("largest", "more trials")):
+    ROWS += [
+        {"section": "throughput", "pick": _pick, "metric": "rps",
+         "label": _TP_FULL if _pick == "smallest" else "Result throughput, more trials (the same settings)",
+         "hyperfleet": _TP_HF, "ray": r"throughput_ray_(\d+)x(\d+)", "optuna": r"throughput_optuna_sqlite_(\d+)x(\d+)"},
+        {"section": "throughput", "pick": _pick, "metric": "rps",
+         "label": f"Result throughput, {_what}; Optuna: in memory (nothing durable)",
+         "hyperfleet": _TP_HF, "optuna": r"throughput_optuna_memory_(\d+)x(\d+)"},
+        {"section": "throughput", "pick": _pick, "metric": "rps",
+         "label": f"Result throughput, {_what}, hyperfleet with `durability=\"relaxed\"` (report() returns once "
+                  "the result is queued for the store); ratio: the cost of durability, durable ÷ relaxed "
+                  "(target ≥ 0.80)",
+         "hyperfleet": _TP_HF_RELAXED,
+         "vs": {"hyperfleet": _TP_HF, "title": "durable ÷ relaxed", "target": 0.80}},
+    ]
+ROWS += [
+    {"section": "overhead", "metric": "overhead_pct", "ratio": "points",
+     "label": "Scheduling overhead: N trials that each sleep 0.5 s (quick: 0.2 s) and report once, 2 at a time "
+              "(1 CPU each on 2 cores); 100 × (fit time − ideal) ÷ ideal, ideal = N/2 × sleep; Ray Tune with "
+              "`reuse_actors=True`, `ray.init()` not counted; ratio column: Ray's overhead minus hyperfleet's, in "
+              "percentage points",
+     "hyperfleet": r"overhead_hyperfleet_(\d+)", "ray": r"overhead_ray_reuse_(\d+)"},
+    {"section": "resume", "metric": "first_trial_s",
+     "label": "Resume a finished experiment of N trials × 100 results (full: 10,000 trials, 1,000,000 results) "
+              "with `tune run --resume --num-samples N+1`: seconds from launching it to the creation of the "
+              "first new trial (target < 2 s). No peer: Ray Tune's `Tuner.restore` continues unfinished "
+              "trials but cannot extend a finished experiment with more trials",
+     "hyperfleet": r"resume_hyperfleet_(\d+)"},
+    {"section": "resume", "metric": "first_started_s",
+     "label": "Resume, the same: seconds from launching it to the start of the first new trial",
+     "hyperfleet": r"resume_hyperfleet_(\d+)"},
 ]
 
 
@@ -150,7 +212,9 @@ def stats(values: List[float]) -> Optional[Tuple[float, float, float, int]]:
 def fmt(x: float, metric: str) -> str:
     if metric == "nproc":
         return f"{x:.0f}"
-    if metric == "tps":
+    if metric == "overhead_pct":
+        return f"{x:+.1f}"
+    if metric in ("tps", "rps"):
         return f"{x:,.0f}" if x >= 100 else (f"{x:.1f}" if x >= 10 else f"{x:.2f}")
     if metric == "pss":
         return f"{x:,.0f}" if x >= 10 else f"{x:.1f}"
@@ -158,8 +222,17 @@ def fmt(x: float, metric: str) -> str:
 
 
 def size_of(name: str) -> Optional[int]:
-    m = re.search(r"_(\d+)$", name)
+    """N in a name ending in _N (trials per run), or T in one ending in _TxR (T trials × R results)."""
+    m = re.search(r"_(\d+)(?:x\d+)?$", name)
     return int(m.group(1)) if m else None
+
+
+def size_text(name: str) -> Optional[str]:
+    m = re.search(r"_(\d+)x(\d+)$", name)
+    if m:
+        return f"T×R={int(m.group(1)):,}×{int(m.group(2)):,}"
+    sz = size_of(name)
+    return None if sz is None else f"N={sz:,}"
 
 
 def pick(data: Data, pattern: str, how: str = "smallest") -> Optional[str]:
@@ -212,9 +285,9 @@ def cell(data: Data, name: Optional[str], metric: str, notes: Dict[str, int]) ->
     txt = f"{fmt(med, metric)} {unit}"
     if n > 1:
         txt += f" ({fmt(lo, metric)}–{fmt(hi, metric)})"
-    sz = size_of(name)
+    sz = size_text(name)
     if sz is not None:
-        txt += f", N={sz:,}"
+        txt += f", {sz}"
     if not clean:
         txt += " ⚠ contaminated"
     return txt + " " + ref, med
@@ -228,6 +301,32 @@ def ratio_text(metric: str, hf: Optional[float], peer: Optional[float], same_run
     higher = METRICS[metric][2]
     r = hf / peer if higher else peer / hf
     return f"{title}: {r:,.1f}×" if r >= 1.95 else f"{title}: {r:.2f}×"
+
+
+def points_text(hf: Optional[float], peer: Optional[float], same_run: bool, title: str) -> Optional[str]:
+    """For percentages (lower is better): the peer's figure minus hyperfleet's, in percentage points."""
+    if hf is None or peer is None:
+        return None
+    if not same_run:
+        return f"{title}: n/a (different runs)"
+    return f"{title}: {peer - hf:+.1f} points"
+
+
+def vs_text(data: Data, row: Dict[str, Any], name: str, med: Optional[float]) -> Optional[str]:
+    """The row's "vs" ratio: another hyperfleet workload's median over this row's (same run only)."""
+    vs = row["vs"]
+    other = pick(data, vs["hyperfleet"], row.get("pick", "smallest"))
+    if other is None or med is None or med == 0:
+        return None
+    if data.run_of(other) != data.run_of(name):
+        return f"{vs['title']}: n/a (different runs)"
+    recs, _ = data.timed(other)
+    st = stats([METRICS[row["metric"]][0](r) for r in recs])
+    if st is None:
+        return None
+    r = st[0] / med
+    met = "met" if r >= vs["target"] else "missed"
+    return f"{vs['title']}: {r:.2f} (target ≥ {vs['target']:.2f}: {met})"
 
 
 def detail_rows(data: Data, name: str) -> List[str]:
@@ -290,10 +389,11 @@ def write_report(data: Data, out: str, plots: List[str], plots_dir: str,
                  "Generated by `bench/report.py` from a `--quick` smoke run (small sizes, one repetition, no warm-up): "
                  "not a measurement to quote.")
     lines.append("")
-    lines.append("Each cell: median of the timed repetitions (min–max), N = trials per run, and a "
-                 "reference to its source below. Ratios are how many times better hyperfleet is than the peer "
-                 "(faster, higher throughput or less memory; below 1 the peer is better), from figures of the "
-                 "same run only.")
+    lines.append("Each cell: median of the timed repetitions (min–max), N = trials per run (T×R: trials × "
+                 "results per trial), and a reference to its source below. Ratios are how many times better "
+                 "hyperfleet is than the peer (faster, higher throughput or less memory; below 1 the peer is "
+                 "better), from figures of the same run only; rows whose label names another comparison "
+                 "(percentage points, durable ÷ relaxed) give that instead.")
     lines.append("")
     lines.extend(machine_lines(data, used_runs))
     lines.append("")
@@ -318,10 +418,17 @@ def write_report(data: Data, out: str, plots: List[str], plots_dir: str,
             ratios = []
             for t in ("ray", "optuna"):
                 if names[t] and names["hyperfleet"] and row.get("ratio", True):
-                    rt = ratio_text(row["metric"], meds["hyperfleet"], meds[t],
-                                    data.run_of(names[t]) == data.run_of(names["hyperfleet"]), TOOL_TITLES[t])
+                    same_run = data.run_of(names[t]) == data.run_of(names["hyperfleet"])
+                    if row.get("ratio") == "points":
+                        rt = points_text(meds["hyperfleet"], meds[t], same_run, TOOL_TITLES[t])
+                    else:
+                        rt = ratio_text(row["metric"], meds["hyperfleet"], meds[t], same_run, TOOL_TITLES[t])
                     if rt:
                         ratios.append(rt)
+            if "vs" in row and names["hyperfleet"]:
+                rt = vs_text(data, row, names["hyperfleet"], meds["hyperfleet"])
+                if rt:
+                    ratios.append(rt)
             body.append(f"| {row['label']} | " + " | ".join(cells) + f" | {'; '.join(ratios) or '—'} |")
         if not body:
             continue
@@ -408,6 +515,8 @@ def make_plots(data: Data, plots_dir: str) -> List[str]:
                     ("pss", "peak PSS, all processes, MB (log scale)")],
         "tiny": [("tps", "trials/s of fit() (log scale; higher is better)"),
                  ("pss", "peak PSS, all processes, MB (log scale)")],
+        "throughput": [("rps", "results/s, end to end (log scale; higher is better)"),
+                       ("pss", "peak PSS, all processes, MB (log scale)")],
     }
     for section, metrics in panels.items():
         names = [n for n in data.names() if data.latest[n][0]["section"] == section]
