@@ -120,6 +120,8 @@ pub struct WorkerHandle {
     pub pid: u32,
     socket: bool,
     out: UnboundedSender<Vec<u8>>,
+    /// The socket itself, for acknowledgements written straight from another thread.
+    direct: Option<std::sync::Arc<std::os::unix::net::UnixStream>>,
 }
 
 impl WorkerHandle {
@@ -145,7 +147,7 @@ impl WorkerHandle {
             (false, false) => b"continue\n",
             (false, true) => b"stop\n",
         };
-        Acker { out: self.out.clone(), line }
+        Acker { out: self.out.clone(), line, direct: self.direct.clone() }
     }
 
     /// Sends `sig` to the worker's whole process group.
@@ -162,12 +164,27 @@ impl WorkerHandle {
 pub struct Acker {
     out: UnboundedSender<Vec<u8>>,
     line: &'static [u8],
+    direct: Option<std::sync::Arc<std::os::unix::net::UnixStream>>,
 }
 
 impl Acker {
-    /// Sends it (a worker that is gone is ignored).
+    /// Sends it (a worker that is gone is ignored). A socket worker's acknowledgement is written
+    /// on the caller's thread when the socket takes it at once: the store thread answers a
+    /// durable report without waking the controller. Nothing else is ever written to a worker
+    /// while it waits for an acknowledgement, so the two paths cannot interleave.
     pub fn send(self) {
-        let _ = self.out.send(self.line.to_vec());
+        use std::io::Write;
+        let mut rest: &[u8] = self.line;
+        if let Some(s) = &self.direct {
+            match (&**s).write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return, // the worker is gone
+            }
+        }
+        if !rest.is_empty() {
+            let _ = self.out.send(rest.to_vec());
+        }
     }
 }
 
@@ -219,6 +236,7 @@ pub fn spawn_worker(
             drop(child);
             let pid = proc.id().unwrap_or(0);
             parent.set_nonblocking(true)?;
+            let direct = std::sync::Arc::new(parent.try_clone()?);
             let stream = tokio::net::UnixStream::from_std(parent)?;
             let (rd, mut wr) = stream.into_split();
             tokio::spawn(async move {
@@ -246,7 +264,7 @@ pub fn spawn_worker(
                 }
                 let _ = events.send((key, exit_event(proc.wait().await)));
             });
-            Ok(WorkerHandle { pid, socket: true, out: out_tx })
+            Ok(WorkerHandle { pid, socket: true, out: out_tx, direct: Some(direct) })
         }
         IoMode::Lines { stdout_log, stderr_log } => {
             let err = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_log)?;
@@ -297,7 +315,7 @@ pub fn spawn_worker(
                 }
                 let _ = events.send((key, exit_event(status)));
             });
-            Ok(WorkerHandle { pid, socket: false, out: out_tx })
+            Ok(WorkerHandle { pid, socket: false, out: out_tx, direct: None })
         }
     }
 }

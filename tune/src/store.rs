@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   created_at REAL NOT NULL,
   deleted_at REAL
 );
+CREATE INDEX IF NOT EXISTS checkpoints_by_trial ON checkpoints (trial_seq);
 CREATE TABLE IF NOT EXISTS log (
   seq INTEGER PRIMARY KEY,
   trial_seq INTEGER NOT NULL,
@@ -128,6 +129,8 @@ pub fn open(path: &Path, create: bool) -> Result<Connection, StoreError> {
         });
     }
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq)?;
+    // Databases written before this index existed get it now (where the file is writable).
+    let _ = conn.execute_batch("CREATE INDEX IF NOT EXISTS checkpoints_by_trial ON checkpoints (trial_seq)");
     Ok(conn)
 }
 
@@ -397,6 +400,26 @@ pub struct LogRow {
     pub detail: Value,
 }
 
+/// Streams the replay log in order: `f(trial, kind, detail JSON)` for each entry, without
+/// holding the log in memory (a million-result experiment replays in one pass).
+pub fn for_each_log(conn: &Connection, mut f: impl FnMut(u64, &str, &str)) -> rusqlite::Result<()> {
+    let mut st = conn.prepare("SELECT trial_seq, kind, detail FROM log ORDER BY seq")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let trial = r.get::<_, i64>(0)? as u64;
+        let kind = r
+            .get_ref(1)?
+            .as_str()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e)))?;
+        let detail = r
+            .get_ref(2)?
+            .as_str()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))?;
+        f(trial, kind, detail);
+    }
+    Ok(())
+}
+
 /// The whole replay log in order.
 pub fn load_log(conn: &Connection) -> rusqlite::Result<Vec<LogRow>> {
     let mut st = conn.prepare("SELECT trial_seq, kind, detail FROM log ORDER BY seq")?;
@@ -415,7 +438,7 @@ pub fn load_log(conn: &Connection) -> rusqlite::Result<Vec<LogRow>> {
 pub fn load_trials(conn: &Connection) -> rusqlite::Result<Vec<TrialRow>> {
     let mut st = conn.prepare(
         "SELECT t.seq, t.trial_id, t.name, t.config, t.status, t.num_failures, t.error, t.stop_reason, t.logdir,
-           (SELECT metrics FROM results r WHERE r.trial_seq = t.seq ORDER BY r.id DESC LIMIT 1),
+           (SELECT metrics FROM results WHERE id = (SELECT max(r.id) FROM results r WHERE r.trial_seq = t.seq)),
            (SELECT training_iteration FROM checkpoints c WHERE c.trial_seq = t.seq AND c.deleted_at IS NULL ORDER BY c.id DESC LIMIT 1),
            (SELECT path FROM checkpoints c WHERE c.trial_seq = t.seq AND c.deleted_at IS NULL ORDER BY c.id DESC LIMIT 1)
          FROM trials t ORDER BY t.seq",

@@ -7,6 +7,33 @@ use hyperfleet_searchers::{Config, Observation, Outcome, Searcher, TrialId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A stored `result` entry, as `Algorithms::result` writes it.
+#[derive(serde::Deserialize)]
+struct ResultEntry {
+    #[serde(default)]
+    obs_progress: f64,
+    #[serde(default)]
+    obs_score: Option<f64>,
+    #[serde(default)]
+    progress: f64,
+    #[serde(default)]
+    score: ScoreEntry,
+    #[serde(default)]
+    checkpoint: bool,
+    #[serde(default)]
+    queued: usize,
+}
+
+/// A scheduler score as stored: a number, the string "NaN", or null.
+#[derive(serde::Deserialize, Default)]
+#[serde(untagged)]
+enum ScoreEntry {
+    Num(f64),
+    Text(String),
+    #[default]
+    Null,
+}
+
 /// The two algorithms and what they have been told.
 pub(crate) struct Algorithms {
     pub(crate) searcher: Box<dyn Searcher>,
@@ -106,6 +133,28 @@ impl Algorithms {
     pub(crate) fn no_more_trials(&mut self) -> Value {
         self.scheduler.on_no_more_trials();
         json!({})
+    }
+
+    /// Applies one stored log entry given as text; results (nearly all of a long log) are read
+    /// into a typed record rather than a JSON tree.
+    pub(crate) fn replay_raw(&mut self, trial: u64, kind: &str, detail: &str) -> Option<Decision> {
+        if kind == "result" {
+            if let Ok(e) = serde_json::from_str::<ResultEntry>(detail) {
+                let obs = Observation { score: e.obs_score, progress: e.obs_progress };
+                let sched = SchedResult {
+                    progress: e.progress,
+                    score: match e.score {
+                        ScoreEntry::Num(x) => Some(x),
+                        ScoreEntry::Text(t) if t == "NaN" => Some(f64::NAN),
+                        _ => None,
+                    },
+                    queued: e.queued,
+                };
+                return Some(self.result(trial, &obs, &sched, e.checkpoint).0);
+            }
+        }
+        let detail = serde_json::from_str(detail).unwrap_or(Value::Null);
+        self.replay(&LogRow { trial, kind: kind.to_string(), detail })
     }
 
     /// Applies one stored log entry, as it was applied live; a result gives back the decision made on it.

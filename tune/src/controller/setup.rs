@@ -248,6 +248,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     let elapsed_before: f64 =
         if opts.resume { stored("elapsed_s")?.and_then(|s| s.parse().ok()).unwrap_or(0.0) } else { 0.0 };
     let had_created = stored("created_at")?.is_some();
+    let stored_status = stored("status")?;
     let rows =
         if opts.resume { store::load_trials(&conn).map_err(|e| RunError::Store(e.to_string()))? } else { Vec::new() };
 
@@ -299,19 +300,22 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     // The scheduler's last decision on each trial, as replay recomputes it.
     let mut last_stop: BTreeMap<u64, String> = BTreeMap::new();
     if opts.resume {
-        for row in store::load_log(&conn_ck).map_err(|e| RunError::Store(e.to_string()))? {
-            match algo.replay(&row) {
-                Some(hyperfleet_scheduler::Decision::Stop { reason }) => {
-                    last_stop.insert(row.trial, reason);
-                }
-                _ => {
-                    last_stop.remove(&row.trial);
-                }
+        store::for_each_log(&conn_ck, |trial, kind, detail| match algo.replay_raw(trial, kind, detail) {
+            Some(hyperfleet_scheduler::Decision::Stop { reason }) => {
+                last_stop.insert(trial, reason);
             }
-        }
+            _ => {
+                last_stop.remove(&trial);
+            }
+        })
+        .map_err(|e| RunError::Store(e.to_string()))?;
         // Decisions replay already made and the store already holds.
         let _ = algo.scheduler.take_stopped();
-        remove_unrecorded_checkpoints(&conn_ck, &exp_dir)?;
+        // Only a run that crashed or failed can leave checkpoint folders half-made or due for
+        // deletion: a run that finished or was interrupted carried out every deletion it committed.
+        if !matches!(stored_status.as_deref(), Some("finished" | "interrupted")) {
+            remove_unrecorded_checkpoints(&conn_ck, &exp_dir)?;
+        }
     }
     // What to do with each stored trial that has not finished, once the controller exists.
     let mut end_now: Vec<(u64, String, bool)> = Vec::new();
