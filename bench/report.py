@@ -25,6 +25,7 @@ import statistics
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import report_schedulers  # the `schedulers` section (bench/report_schedulers.py)
+import report_searchers  # the `searchers` section (bench/report_searchers.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = ("hyperfleet", "ray", "optuna")
@@ -377,7 +378,7 @@ def fmt_plain(x: float) -> str:
 
 
 def write_report(data: Data, out: str, plots: List[str], plots_dir: str,
-                 sched: Optional[Dict[str, Any]] = None) -> None:
+                 sched: Optional[Dict[str, Any]] = None, raw_path: str = "") -> None:
     notes: Dict[str, int] = {}
     lines: List[str] = []
     used_runs = sorted({data.run_of(n) for n in data.names() if data.run_of(n)})
@@ -451,6 +452,7 @@ def write_report(data: Data, out: str, plots: List[str], plots_dir: str,
 
     lines.extend(report_schedulers.section(data, sched, notes,
                                            report_schedulers.plot_line(plots, plots_dir, out)))
+    lines.extend(report_searchers.section(data, raw_path, notes, plots, plots_dir, out))
 
     lines.append("## Where each figure comes from")
     lines.append("")
@@ -608,7 +610,8 @@ def main() -> None:
     if args.plots:
         plots = make_plots(data, args.plots)
         plots += report_schedulers.make_plot(sched, args.plots)
-    write_report(data, args.out, plots, args.plots or ".", sched)
+        plots += sorted(f for f in os.listdir(args.plots) if f.startswith("searchers_") and f.endswith(".png"))
+    write_report(data, args.out, plots, args.plots or ".", sched, args.raw)
     print(f"report: wrote {args.out}" + (f" and {', '.join(plots)} in {args.plots}" if plots else ""))
 
 
