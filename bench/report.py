@@ -116,7 +116,7 @@ _TP_HF = r"throughput_hyperfleet_durable_(\d+)x(\d+)"
 _TP_HF_RELAXED = r"throughput_hyperfleet_relaxed_(\d+)x(\d+)"
 _TP_FULL = ("Result throughput, few trials (T×R: T trials reporting R results each, all at once, 2/T CPU each), "
             "end to end; hyperfleet: every result durable before report() returns; Ray Tune: `tune.report` in a "
-            "loop, nothing fsynced; Optuna: `trial.report` + `should_prune`, n_jobs=T threads, SQLite storage "
+            "loop, nothing fsynced; Optuna: `trial.report` only (no pruning decision), n_jobs=T threads, SQLite storage "
             "(durable)")
 for _pick, _what in (("smallest", "few trials"), ("largest", "more trials")):
     ROWS += [

@@ -111,3 +111,23 @@ def test_qmc_and_cmaes_run_from_python(storage):
     c_best, _ = _best(storage, "cma", tune.search.CMAESSearch(seed=0))
     r_best, _ = _best(storage, "rnd_c", tune.search.BasicVariantGenerator(random_state=0))
     assert c_best < r_best, (c_best, r_best)
+
+
+def noisy(config):
+    """A noisy measurement: the trial index shifts it by ±1, so the mean of 2 is exact."""
+    tune.report({"loss": (config["x"] - 1) ** 2 + (1 if config["__trial_index__"] else -1)})
+
+
+def test_repeater_runs_each_config_repeat_times(storage):
+    grid = tune.Tuner(
+        noisy, param_space={"x": tune.uniform(-3, 3)},
+        tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=8, max_concurrent_trials=1,
+                                    search_alg=tune.search.Repeater(tune.search.TPESearch(n_startup_trials=2, seed=1),
+                                                                    repeat=2)),
+        run_config=tune.RunConfig(name="rep", storage_path=storage, verbose=0),
+    ).fit()
+    configs = [r.config for r in sorted(grid, key=lambda r: r.trial_id)]
+    assert len(configs) == 8
+    for a, b in zip(configs[::2], configs[1::2]):
+        assert a["x"] == b["x"] and (a["__trial_index__"], b["__trial_index__"]) == (0, 1)
+    assert len({c["x"] for c in configs}) == 4

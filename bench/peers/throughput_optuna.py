@@ -30,6 +30,9 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--reports", type=int, default=2000)
     ap.add_argument("--storage", choices=["memory", "sqlite"], default="sqlite")
+    ap.add_argument("--no-should-prune", action="store_true",
+                    help="only trial.report(): no pruning decision per result (with SQLite, should_prune() "
+                         "reads every trial's intermediate values, so its cost grows with the reports made)")
     args = ap.parse_args()
 
     import optuna
@@ -38,7 +41,8 @@ def main() -> None:
         x = trial.suggest_float("x", 0.0, 1.0)
         for i in range(args.reports):
             trial.report(x / (i + 1), i)
-            trial.should_prune()  # ignored: every trial runs to the end
+            if not args.no_should_prune:
+                trial.should_prune()  # ignored: every trial runs to the end
         return x
 
     given = os.environ.get("BENCH_TMP")
@@ -58,6 +62,7 @@ def main() -> None:
         "reports_per_trial": args.reports,
         "n_jobs": args.trials,
         "storage": args.storage,
+        "should_prune": not args.no_should_prune,
         "optimize_s": optimize_s,
         "results_per_s": total / optimize_s,
         "results_stored": stored,

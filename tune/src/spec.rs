@@ -225,6 +225,16 @@ pub struct SearchSpec {
     /// With `max_concurrent`: wait for the whole batch before suggesting more.
     #[serde(default)]
     pub batch: bool,
+    /// Run each config this many times and tell the searcher the mean (Ray's `Repeater`; 0/1: once).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeat: usize,
+    /// With `repeat`: add `__trial_index__` (0, 1, ...) to each trial's config.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub set_index: bool,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn random() -> String {
@@ -240,6 +250,8 @@ impl Default for SearchSpec {
             points_to_evaluate: Vec::new(),
             max_concurrent: 0,
             batch: false,
+            repeat: 0,
+            set_index: false,
         }
     }
 }
@@ -429,7 +441,21 @@ impl Spec {
 
     /// Builds the searcher this spec describes (without the concurrency limiter) over `space`.
     pub fn build_searcher(&self, space: Space) -> Result<Box<dyn Searcher>, SpecError> {
-        let n = self.experiment.num_samples;
+        let repeat = self.search.repeat.max(1);
+        let inner = self.build_base_searcher(space, repeat)?;
+        Ok(if repeat > 1 {
+            Box::new(hyperfleet_searchers::Repeater::new(inner, repeat, self.search.set_index))
+        } else {
+            inner
+        })
+    }
+
+    /// The searcher itself; with `repeat`, it proposes one config per group of `repeat` trials.
+    fn build_base_searcher(&self, space: Space, repeat: usize) -> Result<Box<dyn Searcher>, SpecError> {
+        let n = match self.experiment.num_samples {
+            n if n > 0 => (n as usize).div_ceil(repeat) as i64,
+            n => n,
+        };
         let se = |e: hyperfleet_searchers::SpaceError| err(format!("search.{}", e.path), e.rule);
         Ok(match self.search.algorithm.as_str() {
             "tpe" => {

@@ -6,8 +6,8 @@ from typing import Any, Dict, List, Optional
 
 from hyperfleet.tune.search.sample import Domain, grid_search, sample_from  # noqa: F401
 
-__all__ = ["Searcher", "BasicVariantGenerator", "ConcurrencyLimiter", "TPESearch", "OptunaSearch", "QMCSearch",
-           "CMAESSearch"]
+__all__ = ["Searcher", "BasicVariantGenerator", "ConcurrencyLimiter", "Repeater", "TPESearch", "OptunaSearch",
+           "QMCSearch", "CMAESSearch"]
 
 
 class Searcher:
@@ -225,3 +225,24 @@ class CMAESSearch(Searcher):
         if self.metric is not None:
             out["metric"], out["mode"] = self.metric, self.mode
         return out
+
+
+class Repeater(Searcher):
+    """Runs each config of ``searcher`` ``repeat`` times and tells it the mean score (Ray's ``Repeater``).
+
+    With ``set_index``, each trial's config gets ``__trial_index__`` (0 .. repeat-1), e.g. to seed
+    a noisy evaluation differently. ``num_samples`` counts trials: use a multiple of ``repeat``.
+    """
+
+    def __init__(self, searcher: Searcher, repeat: int = 1, set_index: bool = True) -> None:
+        if not isinstance(searcher, Searcher):
+            raise TypeError(f"Repeater(searcher=...): expected a hyperfleet searcher, got {type(searcher).__name__}")
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+            raise ValueError(f"Repeater(repeat=...): expected an integer >= 1, got {repeat!r}")
+        self.searcher, self.repeat, self.set_index = searcher, repeat, bool(set_index)
+
+    def to_spec(self) -> Dict[str, Any]:
+        s = dict(self.searcher.to_spec())
+        s["repeat"] = self.repeat
+        s["set_index"] = self.set_index
+        return s
