@@ -289,6 +289,10 @@ fn writer(
     on_error: Box<dyn Fn(String) + Send>,
 ) -> Result<(), StoreError> {
     let mut files = TrialFiles::default();
+    // Checkpoints (copying the WAL into the database, with an fsync) run on a thread of their
+    // own, so a commit — and the report() waiting on it — never stalls behind one.
+    let _ = conn.pragma_update(None, "wal_autocheckpoint", 0);
+    let (stop_ckpt, ckpt_thread) = checkpointer(&path);
     let mut batch: Vec<Op> = Vec::with_capacity(256);
     while let Ok(first) = rx.recv() {
         batch.push(first);
@@ -328,7 +332,33 @@ fn writer(
         }
     }
     files.flush_all();
+    drop(stop_ckpt);
+    if let Some(t) = ckpt_thread {
+        let _ = t.join();
+    }
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
     Ok(())
+}
+
+/// Starts the thread that checkpoints the WAL every quarter second (passively: it never waits
+/// for the writer); it stops when the returned sender is dropped.
+fn checkpointer(path: &Path) -> (Sender<()>, Option<std::thread::JoinHandle<()>>) {
+    let (tx, rx) = channel::<()>();
+    let path = path.to_path_buf();
+    let h = std::thread::Builder::new().name("hyperfleet-checkpoint".into()).spawn(move || {
+        let Ok(c) =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        else {
+            return;
+        };
+        let _ = c.busy_timeout(std::time::Duration::from_millis(100));
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(std::time::Duration::from_millis(250))
+        {
+            let _ = c.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+        }
+    });
+    (tx, h.ok())
 }
 
 /// A trial as stored.
