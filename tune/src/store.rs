@@ -214,10 +214,29 @@ enum Op {
     Barrier(Sender<()>),
 }
 
+/// What the writer thread and inline writes share: the connection, the trial files, and the
+/// first error (after which nothing more is written).
+struct Shared {
+    conn: Connection,
+    files: TrialFiles,
+    failed: Option<rusqlite::Error>,
+}
+
 /// Handle to the writer thread. Cloneable; writes are applied in the order they are sent.
+///
+/// With `inline` on, a write sent while nothing is queued and the writer is idle is committed
+/// at once on the sending thread (its own transaction), which saves the wake-up of the writer
+/// thread: that hop was most of the cost of a durable `report()`. Writes that find the writer
+/// busy queue behind it and are grouped into its next transaction, as before.
 #[derive(Clone)]
 pub struct Store {
     tx: Sender<Op>,
+    shared: std::sync::Arc<std::sync::Mutex<Shared>>,
+    /// Writes sent to the writer thread and not yet applied.
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    inline: bool,
+    path: PathBuf,
+    on_error: std::sync::Arc<dyn Fn(String) + Send + Sync>,
 }
 
 /// The writer thread's join handle; joining returns the first error it met, if any.
@@ -232,25 +251,77 @@ impl StoreThread {
 
 impl Store {
     /// Starts the writer thread on an open connection; `on_error` is told about a failed commit once.
-    pub fn start(conn: Connection, path: PathBuf, on_error: Box<dyn Fn(String) + Send>) -> (Store, StoreThread) {
+    pub fn start(
+        conn: Connection,
+        path: PathBuf,
+        on_error: Box<dyn Fn(String) + Send + Sync>,
+        inline: bool,
+    ) -> (Store, StoreThread) {
         let (tx, rx) = channel();
+        // Checkpoints (copying the WAL into the database, with an fsync) run on a thread of their
+        // own, so a commit — and the report() waiting on it — never stalls behind one.
+        let _ = conn.pragma_update(None, "wal_autocheckpoint", 0);
+        let shared =
+            std::sync::Arc::new(std::sync::Mutex::new(Shared { conn, files: TrialFiles::default(), failed: None }));
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let on_error: std::sync::Arc<dyn Fn(String) + Send + Sync> = std::sync::Arc::from(on_error);
+        let store = Store {
+            tx,
+            shared: shared.clone(),
+            queued: queued.clone(),
+            inline,
+            path: path.clone(),
+            on_error: on_error.clone(),
+        };
         let h = std::thread::Builder::new()
             .name("hyperfleet-store".into())
-            .spawn(move || writer(conn, path, rx, on_error))
+            .spawn(move || writer(shared, queued, path, rx, on_error))
             .expect("spawn store thread");
-        (Store { tx }, StoreThread(h))
+        (store, StoreThread(h))
     }
 
     /// Queues a write; `then` runs after it commits.
     pub fn write(&self, w: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static, then: Option<Then>) {
+        self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.tx.send(Op::Write(Box::new(w), then));
+    }
+
+    /// A write someone is waiting on (a report's result): committed at once on this thread when
+    /// the store is `inline`, idle and has nothing queued; otherwise queued like any write.
+    pub fn write_waited(
+        &self,
+        w: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+        then: Option<Then>,
+    ) {
+        use std::sync::atomic::Ordering;
+        if self.inline && self.queued.load(Ordering::SeqCst) == 0 {
+            if let Ok(mut g) = self.shared.try_lock() {
+                // Under the lock the writer is idle, and nothing is queued: committing here keeps the order.
+                if self.queued.load(Ordering::SeqCst) == 0 {
+                    let mut batch = vec![Op::Write(Box::new(w), then)];
+                    apply(&mut g, &mut batch, &self.path, &*self.on_error);
+                    return;
+                }
+                drop(g);
+                self.queued.fetch_add(1, Ordering::SeqCst);
+                let _ = self.tx.send(Op::Write(Box::new(w), then));
+                return;
+            }
+        }
+        self.queued.fetch_add(1, Ordering::SeqCst);
         let _ = self.tx.send(Op::Write(Box::new(w), then));
     }
 
     /// Blocks until everything sent before is committed.
     pub fn barrier(&self) -> Result<(), StoreError> {
         let (tx, rx) = channel();
+        self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.tx.send(Op::Barrier(tx)).map_err(|_| StoreError::Closed)?;
-        rx.recv().map_err(|_| StoreError::Closed)
+        rx.recv().map_err(|_| StoreError::Closed)?;
+        match self.shared.lock() {
+            Ok(g) if g.failed.is_some() => Err(StoreError::Closed),
+            _ => Ok(()),
+        }
     }
 
     /// Sets an experiment-level key.
@@ -282,29 +353,13 @@ impl Store {
     }
 }
 
-fn writer(
-    mut conn: Connection,
-    path: PathBuf,
-    rx: Receiver<Op>,
-    on_error: Box<dyn Fn(String) + Send>,
-) -> Result<(), StoreError> {
-    let mut files = TrialFiles::default();
-    // Checkpoints (copying the WAL into the database, with an fsync) run on a thread of their
-    // own, so a commit — and the report() waiting on it — never stalls behind one.
-    let _ = conn.pragma_update(None, "wal_autocheckpoint", 0);
-    let (stop_ckpt, ckpt_thread) = checkpointer(&path);
-    let mut batch: Vec<Op> = Vec::with_capacity(256);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < 4096 {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+/// Commits one batch in one transaction, then runs its `then` actions (acknowledgements first
+/// in each); after a failure nothing more is written and `on_error` has been told once.
+fn apply(sh: &mut Shared, batch: &mut Vec<Op>, path: &Path, on_error: &(dyn Fn(String) + Send + Sync)) {
+    if sh.failed.is_none() {
         let res = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            for op in &mut batch {
+            let tx = sh.conn.transaction()?;
+            for op in batch.iter_mut() {
                 if let Op::Write(w, _) = op {
                     let w = std::mem::replace(w, Box::new(|_| Ok(())));
                     w(&tx)?;
@@ -317,27 +372,58 @@ fn writer(
         })();
         if let Err(e) = res {
             on_error(format!("{}: could not record to the experiment database: {e}", path.display()));
-            files.flush_all();
-            return Err(StoreError::Sqlite { path, source: e });
+            sh.files.flush_all();
+            sh.failed = Some(e);
         }
-        for op in batch.drain(..) {
-            match op {
-                Op::Write(_, Some(then)) => then(&mut files),
-                Op::Write(_, None) => {}
-                Op::Barrier(done) => {
-                    files.flush_all();
-                    let _ = done.send(());
-                }
+    }
+    let ok = sh.failed.is_none();
+    for op in batch.drain(..) {
+        match op {
+            Op::Write(_, Some(then)) if ok => then(&mut sh.files),
+            Op::Write(..) => {}
+            Op::Barrier(done) => {
+                sh.files.flush_all();
+                let _ = done.send(());
             }
         }
     }
-    files.flush_all();
+}
+
+fn writer(
+    shared: std::sync::Arc<std::sync::Mutex<Shared>>,
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    path: PathBuf,
+    rx: Receiver<Op>,
+    on_error: std::sync::Arc<dyn Fn(String) + Send + Sync>,
+) -> Result<(), StoreError> {
+    let (stop_ckpt, ckpt_thread) = checkpointer(&path);
+    let mut batch: Vec<Op> = Vec::with_capacity(256);
+    while let Ok(first) = rx.recv() {
+        let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+        batch.push(first);
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        apply(&mut g, &mut batch, &path, &*on_error);
+        queued.fetch_sub(n, std::sync::atomic::Ordering::SeqCst);
+    }
     drop(stop_ckpt);
     if let Some(t) = ckpt_thread {
         let _ = t.join();
     }
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-    Ok(())
+    let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+    g.files.flush_all();
+    match g.failed.take() {
+        Some(e) => Err(StoreError::Sqlite { path, source: e }),
+        None => {
+            let _ = g.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            Ok(())
+        }
+    }
 }
 
 /// Starts the thread that checkpoints the WAL every quarter second (passively: it never waits
@@ -515,7 +601,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("experiment.db");
         let conn = open(&db, true).unwrap();
-        let (store, th) = Store::start(conn, db.clone(), Box::new(|e| panic!("{e}")));
+        let (store, th) = Store::start(conn, db.clone(), Box::new(|e| panic!("{e}")), true);
         store.set_meta("name", "t".into());
         store.write(
             |c| {

@@ -461,7 +461,7 @@ impl Controller {
         let dir = self.trials[&seq].dir.clone();
         let doomed: Vec<PathBuf> = delete.iter().map(|(_, rel)| self.exp_dir.join(rel)).collect();
         let for_file = m.clone();
-        self.store.write(
+        self.store.write_waited(
             move |c| {
                 c.prepare_cached(
                     "INSERT INTO results(trial_seq, training_iteration, timestamp, metrics) VALUES (?1, ?2, ?3, ?4)",

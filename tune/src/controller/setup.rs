@@ -259,6 +259,9 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         Box::new(move |e| {
             let _ = store_err.send(Ev::StoreFailed(e));
         }),
+        // Durable reports commit on the controller thread when the writer is idle; relaxed ones
+        // are acknowledged at once anyway, so they are left to the writer's grouped commits.
+        spec.experiment.durability == crate::spec::Durability::Durable,
     );
     let spec_json = serde_json::to_string(&spec).map_err(|e| RunError::Io(e.to_string()))?;
     store.set_meta("name", spec.experiment.name.clone().unwrap_or_default());
