@@ -235,6 +235,9 @@ pub struct Store {
     /// Writes sent to the writer thread and not yet applied.
     queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     inline: bool,
+    /// Waited-on writes held until `flush`, so that the reports of one pass of the controller's
+    /// loop share one transaction.
+    deferred: std::sync::Arc<std::sync::Mutex<Vec<Op>>>,
     path: PathBuf,
     on_error: std::sync::Arc<dyn Fn(String) + Send + Sync>,
 }
@@ -270,6 +273,7 @@ impl Store {
             shared: shared.clone(),
             queued: queued.clone(),
             inline,
+            deferred: Default::default(),
             path: path.clone(),
             on_error: on_error.clone(),
         };
@@ -282,38 +286,52 @@ impl Store {
 
     /// Queues a write; `then` runs after it commits.
     pub fn write(&self, w: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static, then: Option<Then>) {
+        self.flush();
         self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.tx.send(Op::Write(Box::new(w), then));
     }
 
-    /// A write someone is waiting on (a report's result): committed at once on this thread when
-    /// the store is `inline`, idle and has nothing queued; otherwise queued like any write.
+    /// A write someone is waiting on (a report's result). When the store is `inline` it is held
+    /// until `flush` (the end of the controller's pass over the events at hand), then committed
+    /// with the others held on this thread if the writer is idle and nothing is queued;
+    /// otherwise it is queued like any write.
     pub fn write_waited(
         &self,
         w: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
         then: Option<Then>,
     ) {
+        if self.inline {
+            self.deferred.lock().unwrap_or_else(|e| e.into_inner()).push(Op::Write(Box::new(w), then));
+        } else {
+            self.write(w, then);
+        }
+    }
+
+    /// Commits the held writes (see `write_waited`), in order, before anything sent after them.
+    pub fn flush(&self) {
         use std::sync::atomic::Ordering;
-        if self.inline && self.queued.load(Ordering::SeqCst) == 0 {
+        let mut batch = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return;
+        }
+        if self.queued.load(Ordering::SeqCst) == 0 {
             if let Ok(mut g) = self.shared.try_lock() {
                 // Under the lock the writer is idle, and nothing is queued: committing here keeps the order.
                 if self.queued.load(Ordering::SeqCst) == 0 {
-                    let mut batch = vec![Op::Write(Box::new(w), then)];
                     apply(&mut g, &mut batch, &self.path, &*self.on_error);
                     return;
                 }
-                drop(g);
-                self.queued.fetch_add(1, Ordering::SeqCst);
-                let _ = self.tx.send(Op::Write(Box::new(w), then));
-                return;
             }
         }
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let _ = self.tx.send(Op::Write(Box::new(w), then));
+        for op in batch {
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            let _ = self.tx.send(op);
+        }
     }
 
     /// Blocks until everything sent before is committed.
     pub fn barrier(&self) -> Result<(), StoreError> {
+        self.flush();
         let (tx, rx) = channel();
         self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.tx.send(Op::Barrier(tx)).map_err(|_| StoreError::Closed)?;

@@ -270,6 +270,8 @@ impl Controller {
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
+            // The results of every report handled in this pass commit together, then are acknowledged.
+            self.store.flush();
             self.on_timers();
             self.fill();
             self.show_progress(false);
