@@ -98,8 +98,11 @@ def test_disk_full_stops_cleanly_and_the_experiment_resumes_when_space_returns(t
     """)
     first_err = (tmp_path / "first.err").read_text()
     assert "first=1" in out, out + first_err
-    says = {"results": "database or disk is full", "checkpoint": "could not write a checkpoint"}[what_fills_it]
-    assert says in first_err, first_err
+    if what_fills_it == "checkpoint":
+        assert "could not write a checkpoint" in first_err, first_err
+    else:
+        # Results fill the disk, but a checkpoint copy may be the write that meets it first.
+        assert "database or disk is full" in first_err or "could not write a checkpoint" in first_err, first_err
     assert "No space left on device" in first_err or "disk is full" in first_err, first_err
     assert str(tmp_path / "st" / "exp") in first_err, "the error names the experiment's path"
     assert (tmp_path / "integrity.txt").read_text().strip() == "ok"

@@ -208,17 +208,20 @@ fn csv_field(s: &str) -> String {
 
 type Write_ = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
 type Then = Box<dyn FnOnce(&mut TrialFiles) + Send>;
+/// Runs as soon as its write commits (a report's acknowledgement).
+pub type Ack = Box<dyn FnOnce() + Send>;
 
 enum Op {
-    Write(Write_, Option<Then>),
+    Write(Write_, Option<Ack>, Option<Then>),
+    /// File work after a commit made elsewhere; always on the writer thread, in order.
+    Files(Then),
     Barrier(Sender<()>),
 }
 
-/// What the writer thread and inline writes share: the connection, the trial files, and the
-/// first error (after which nothing more is written).
+/// What the writer thread and inline writes share: the connection and the first error (after
+/// which nothing more is written). The trial files belong to the writer thread alone.
 struct Shared {
     conn: Connection,
-    files: TrialFiles,
     failed: Option<rusqlite::Error>,
 }
 
@@ -264,8 +267,7 @@ impl Store {
         // Checkpoints (copying the WAL into the database, with an fsync) run on a thread of their
         // own, so a commit — and the report() waiting on it — never stalls behind one.
         let _ = conn.pragma_update(None, "wal_autocheckpoint", 0);
-        let shared =
-            std::sync::Arc::new(std::sync::Mutex::new(Shared { conn, files: TrialFiles::default(), failed: None }));
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Shared { conn, failed: None }));
         let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let on_error: std::sync::Arc<dyn Fn(String) + Send + Sync> = std::sync::Arc::from(on_error);
         let store = Store {
@@ -288,7 +290,7 @@ impl Store {
     pub fn write(&self, w: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static, then: Option<Then>) {
         self.flush();
         self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let _ = self.tx.send(Op::Write(Box::new(w), then));
+        let _ = self.tx.send(Op::Write(Box::new(w), None, then));
     }
 
     /// A write someone is waiting on (a report's result). When the store is `inline` it is held
@@ -298,12 +300,16 @@ impl Store {
     pub fn write_waited(
         &self,
         w: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+        ack: Option<Ack>,
         then: Option<Then>,
     ) {
+        let op = Op::Write(Box::new(w), ack, then);
         if self.inline {
-            self.deferred.lock().unwrap_or_else(|e| e.into_inner()).push(Op::Write(Box::new(w), then));
+            self.deferred.lock().unwrap_or_else(|e| e.into_inner()).push(op);
         } else {
-            self.write(w, then);
+            self.flush();
+            self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = self.tx.send(op);
         }
     }
 
@@ -318,7 +324,10 @@ impl Store {
             if let Ok(mut g) = self.shared.try_lock() {
                 // Under the lock the writer is idle, and nothing is queued: committing here keeps the order.
                 if self.queued.load(Ordering::SeqCst) == 0 {
-                    apply(&mut g, &mut batch, &self.path, &*self.on_error);
+                    // Committed and acknowledged here; the file work goes to the writer thread.
+                    for op in apply(&mut g, &mut batch, &self.path, &*self.on_error) {
+                        let _ = self.tx.send(op);
+                    }
                     return;
                 }
             }
@@ -333,7 +342,6 @@ impl Store {
     pub fn barrier(&self) -> Result<(), StoreError> {
         self.flush();
         let (tx, rx) = channel();
-        self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.tx.send(Op::Barrier(tx)).map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?;
         match self.shared.lock() {
@@ -371,14 +379,15 @@ impl Store {
     }
 }
 
-/// Commits one batch in one transaction, then runs its `then` actions (acknowledgements first
-/// in each); after a failure nothing more is written and `on_error` has been told once.
-fn apply(sh: &mut Shared, batch: &mut Vec<Op>, path: &Path, on_error: &(dyn Fn(String) + Send + Sync)) {
-    if sh.failed.is_none() {
+/// Commits the batch's writes in one transaction and runs their acknowledgements; returns, in
+/// order, what is left for the writer thread: each write's file work and any other ops. After a
+/// failure nothing more is written or acknowledged, and `on_error` has been told once.
+fn apply(sh: &mut Shared, batch: &mut Vec<Op>, path: &Path, on_error: &(dyn Fn(String) + Send + Sync)) -> Vec<Op> {
+    if sh.failed.is_none() && batch.iter().any(|op| matches!(op, Op::Write(..))) {
         let res = (|| -> rusqlite::Result<()> {
             let tx = sh.conn.transaction()?;
             for op in batch.iter_mut() {
-                if let Op::Write(w, _) = op {
+                if let Op::Write(w, _, _) = op {
                     let w = std::mem::replace(w, Box::new(|_| Ok(())));
                     w(&tx)?;
                 }
@@ -390,21 +399,27 @@ fn apply(sh: &mut Shared, batch: &mut Vec<Op>, path: &Path, on_error: &(dyn Fn(S
         })();
         if let Err(e) = res {
             on_error(format!("{}: could not record to the experiment database: {e}", path.display()));
-            sh.files.flush_all();
             sh.failed = Some(e);
         }
     }
     let ok = sh.failed.is_none();
+    let mut rest = Vec::new();
     for op in batch.drain(..) {
         match op {
-            Op::Write(_, Some(then)) if ok => then(&mut sh.files),
-            Op::Write(..) => {}
-            Op::Barrier(done) => {
-                sh.files.flush_all();
-                let _ = done.send(());
+            Op::Write(_, ack, then) => {
+                if ok {
+                    if let Some(a) = ack {
+                        a();
+                    }
+                    if let Some(t) = then {
+                        rest.push(Op::Files(t));
+                    }
+                }
             }
+            other => rest.push(other),
         }
     }
+    rest
 }
 
 fn writer(
@@ -415,9 +430,9 @@ fn writer(
     on_error: std::sync::Arc<dyn Fn(String) + Send + Sync>,
 ) -> Result<(), StoreError> {
     let (stop_ckpt, ckpt_thread) = checkpointer(&path);
+    let mut files = TrialFiles::default();
     let mut batch: Vec<Op> = Vec::with_capacity(256);
     while let Ok(first) = rx.recv() {
-        let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
         batch.push(first);
         while batch.len() < 4096 {
             match rx.try_recv() {
@@ -425,16 +440,31 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let n = batch.len();
-        apply(&mut g, &mut batch, &path, &*on_error);
-        queued.fetch_sub(n, std::sync::atomic::Ordering::SeqCst);
+        let writes = batch.iter().filter(|op| matches!(op, Op::Write(..))).count();
+        let rest = {
+            let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let rest = apply(&mut g, &mut batch, &path, &*on_error);
+            queued.fetch_sub(writes, std::sync::atomic::Ordering::SeqCst);
+            rest
+        };
+        let failed = shared.lock().map(|g| g.failed.is_some()).unwrap_or(true);
+        for op in rest {
+            match op {
+                Op::Files(t) if !failed => t(&mut files),
+                Op::Barrier(done) => {
+                    files.flush_all();
+                    let _ = done.send(());
+                }
+                _ => {}
+            }
+        }
     }
     drop(stop_ckpt);
     if let Some(t) = ckpt_thread {
         let _ = t.join();
     }
+    files.flush_all();
     let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
-    g.files.flush_all();
     match g.failed.take() {
         Some(e) => Err(StoreError::Sqlite { path, source: e }),
         None => {

@@ -482,10 +482,14 @@ impl Controller {
                 }
                 Ok(())
             },
+            (!ack.is_empty()).then(|| -> store::Ack {
+                Box::new(move || {
+                    for a in ack {
+                        a.send();
+                    }
+                })
+            }),
             Some(Box::new(move |files: &mut TrialFiles| {
-                for a in ack {
-                    a.send();
-                }
                 files.append_result(seq, &dir, &for_file);
                 // Only after the commit that marks them deleted.
                 for d in doomed {
