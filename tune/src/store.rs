@@ -215,6 +215,8 @@ enum Op {
     Write(Write_, Option<Ack>, Option<Then>),
     /// File work after a commit made elsewhere; always on the writer thread, in order.
     Files(Then),
+    /// Several file ops sent with one message (one wake-up of the writer thread).
+    Many(Vec<Op>),
     Barrier(Sender<()>),
 }
 
@@ -325,8 +327,9 @@ impl Store {
                 // Under the lock the writer is idle, and nothing is queued: committing here keeps the order.
                 if self.queued.load(Ordering::SeqCst) == 0 {
                     // Committed and acknowledged here; the file work goes to the writer thread.
-                    for op in apply(&mut g, &mut batch, &self.path, &*self.on_error) {
-                        let _ = self.tx.send(op);
+                    let rest = apply(&mut g, &mut batch, &self.path, &*self.on_error);
+                    if !rest.is_empty() {
+                        let _ = self.tx.send(Op::Many(rest));
                     }
                     return;
                 }
@@ -448,9 +451,15 @@ fn writer(
             rest
         };
         let failed = shared.lock().map(|g| g.failed.is_some()).unwrap_or(true);
-        for op in rest {
+        let mut todo: std::collections::VecDeque<Op> = rest.into();
+        while let Some(op) = todo.pop_front() {
             match op {
                 Op::Files(t) if !failed => t(&mut files),
+                Op::Many(v) => {
+                    for (i, o) in v.into_iter().enumerate() {
+                        todo.insert(i, o);
+                    }
+                }
                 Op::Barrier(done) => {
                     files.flush_all();
                     let _ = done.send(());
