@@ -1,81 +1,16 @@
 //! Property tests: sampled values stay in their domains, seeds reproduce, grids are walked
 //! exactly once per sample, the limiter holds its cap, and replay resumes where it left off.
 
+mod common;
+use common::{domain, inside};
 use hyperfleet_searchers::{
-    trial_rng, BasicVariantConfig, BasicVariantGenerator, ConcurrencyLimiter, Config, Domain, Outcome, Rng, Searcher,
-    Space, Suggestion, TrialId,
+    trial_rng, BasicVariantConfig, BasicVariantGenerator, ConcurrencyLimiter, Config, Outcome, Rng, Searcher, Space,
+    Suggestion, TrialId,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-
-fn q_f64() -> impl Strategy<Value = f64> {
-    prop::sample::select(vec![0.1, 0.25, 0.5, 1.0, 2.0, 5.0])
-}
-
-fn domain() -> impl Strategy<Value = Domain> {
-    prop_oneof![
-        (-1e3..1e3f64, 1e-6..1e3f64).prop_map(|(low, w)| Domain::Uniform { low, high: low + w }),
-        (-20..20i32, 1..20i32, q_f64()).prop_map(|(a, n, q)| Domain::Quniform {
-            low: f64::from(a) * q,
-            high: f64::from(a + n) * q,
-            q
-        }),
-        (-6.0..3.0f64, 0.01..4.0f64).prop_map(|(e, d)| Domain::Loguniform {
-            low: 10f64.powf(e),
-            high: 10f64.powf(e + d),
-            base: 10.0
-        }),
-        (1..50i32, 1..50i32, q_f64()).prop_map(|(a, n, q)| Domain::Qloguniform {
-            low: f64::from(a) * q,
-            high: f64::from(a + n) * q,
-            q,
-            base: 10.0
-        }),
-        (-100.0..100.0f64, 0.01..10.0f64).prop_map(|(mean, sd)| Domain::Randn { mean, sd }),
-        (-100.0..100.0f64, 0.01..10.0f64, q_f64()).prop_map(|(mean, sd, q)| Domain::Qrandn { mean, sd, q }),
-        (-1000..1000i64, 1..1000i64).prop_map(|(low, n)| Domain::Randint { low, high: low + n }),
-        (-1000..1000i64, 1..1000i64, 1..20i64).prop_map(|(low, n, q)| Domain::Qrandint { low, high: low + n, q }),
-        (1..1000i64, 1..10_000i64).prop_map(|(low, n)| Domain::Lograndint { low, high: low + n, base: 10.0 }),
-        (1..100i64, 1..1000i64, 1..20i64).prop_map(|(low, n, q)| Domain::Qlograndint {
-            low,
-            high: low + n,
-            q,
-            base: 2.0
-        }),
-        prop::collection::vec(any::<i32>(), 1..6)
-            .prop_map(|v| Domain::Choice { values: v.into_iter().map(Value::from).collect() }),
-    ]
-}
-
-fn is_multiple(v: f64, q: f64) -> bool {
-    let r = v / q;
-    (r - r.round()).abs() < 1e-6
-}
-
-/// The exact set each domain may produce.
-fn inside(d: &Domain, v: &Value) -> bool {
-    match *d {
-        Domain::Uniform { low, high } | Domain::Loguniform { low, high, .. } => {
-            v.is_f64() && (low..high).contains(&v.as_f64().unwrap())
-        }
-        Domain::Quniform { low, high, q } | Domain::Qloguniform { low, high, q, .. } => {
-            let x = v.as_f64().unwrap();
-            v.is_f64() && (low..=high).contains(&x) && is_multiple(x, q)
-        }
-        Domain::Randn { .. } => v.as_f64().is_some_and(f64::is_finite),
-        Domain::Qrandn { q, .. } => v.is_f64() && is_multiple(v.as_f64().unwrap(), q),
-        Domain::Randint { low, high } | Domain::Lograndint { low, high, .. } => {
-            v.as_i64().is_some_and(|x| (low..high).contains(&x))
-        }
-        Domain::Qrandint { low, high, q } | Domain::Qlograndint { low, high, q, .. } => {
-            v.as_i64().is_some_and(|x| (low..=high).contains(&x) && x % q == 0)
-        }
-        Domain::Choice { ref values } => values.contains(v),
-        _ => false,
-    }
-}
 
 /// Suggests and adds up to `limit` trials with per-trial generators from `seed`.
 fn run(gen: &mut impl Searcher, seed: u64, limit: u64) -> Vec<Config> {
@@ -112,7 +47,7 @@ proptest! {
         let mut rng = Rng::seed_from_u64(seed);
         for _ in 0..200 {
             let v = d.sample(&mut rng);
-            prop_assert!(inside(&d, &v), "{:?} gave {}", d, v);
+            prop_assert!(inside(&d, &v, None), "{:?} gave {}", d, v);
             prop_assert!(d.contains(&v), "{:?} does not contain {}", d, v);
         }
     }

@@ -2,9 +2,11 @@
 //! spaces are not revisited, configs keep the space's constants, and it beats random search on
 //! an easy problem.
 
+mod common;
+use common::{domain, inside};
 use hyperfleet_searchers::{
-    trial_rng, BasicVariantGenerator, Config, Domain, Observation, Outcome, Searcher, Space, Suggestion, TpeConfig,
-    TpeSearch, TrialId,
+    trial_rng, BasicVariantGenerator, Config, Observation, Outcome, Searcher, Space, Suggestion, TpeConfig, TpeSearch,
+    TrialId,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -255,72 +257,6 @@ fn constant_liar_spreads_parallel_proposals() {
     assert!(closer > 25, "without the liar, proposals were closer to the running trials only {closer}/40 times");
 }
 
-fn q_f64() -> impl Strategy<Value = f64> {
-    prop::sample::select(vec![0.1, 0.25, 0.5, 1.0, 2.0, 5.0])
-}
-
-fn domain() -> impl Strategy<Value = Domain> {
-    prop_oneof![
-        (-1e3..1e3f64, 1e-6..1e3f64).prop_map(|(low, w)| Domain::Uniform { low, high: low + w }),
-        (-20..20i32, 1..20i32, q_f64()).prop_map(|(a, n, q)| Domain::Quniform {
-            low: f64::from(a) * q,
-            high: f64::from(a + n) * q,
-            q
-        }),
-        (-6.0..3.0f64, 0.01..4.0f64).prop_map(|(e, d)| Domain::Loguniform {
-            low: 10f64.powf(e),
-            high: 10f64.powf(e + d),
-            base: 10.0
-        }),
-        (1..50i32, 1..50i32, q_f64()).prop_map(|(a, n, q)| Domain::Qloguniform {
-            low: f64::from(a) * q,
-            high: f64::from(a + n) * q,
-            q,
-            base: 10.0
-        }),
-        (-100.0..100.0f64, 0.01..10.0f64).prop_map(|(mean, sd)| Domain::Randn { mean, sd }),
-        (-100.0..100.0f64, 0.01..10.0f64, q_f64()).prop_map(|(mean, sd, q)| Domain::Qrandn { mean, sd, q }),
-        (-1000..1000i64, 1..1000i64).prop_map(|(low, n)| Domain::Randint { low, high: low + n }),
-        (-1000..1000i64, 1..1000i64, 1..20i64).prop_map(|(low, n, q)| Domain::Qrandint { low, high: low + n, q }),
-        (1..1000i64, 1..10_000i64).prop_map(|(low, n)| Domain::Lograndint { low, high: low + n, base: 10.0 }),
-        (1..100i64, 1..1000i64, 1..20i64).prop_map(|(low, n, q)| Domain::Qlograndint {
-            low,
-            high: low + n,
-            q,
-            base: 2.0
-        }),
-        prop::collection::vec(any::<i32>(), 1..6)
-            .prop_map(|v| Domain::Choice { values: v.into_iter().map(Value::from).collect() }),
-    ]
-}
-
-fn is_multiple(v: f64, q: f64) -> bool {
-    let r = v / q;
-    (r - r.round()).abs() < 1e-6
-}
-
-/// The exact set each domain may produce (TPE truncates normals at 10 standard deviations).
-fn inside(d: &Domain, v: &Value) -> bool {
-    match *d {
-        Domain::Uniform { low, high } | Domain::Loguniform { low, high, .. } => {
-            v.is_f64() && (low..high).contains(&v.as_f64().unwrap())
-        }
-        Domain::Quniform { low, high, q } | Domain::Qloguniform { low, high, q, .. } => {
-            v.as_f64().is_some_and(|x| v.is_f64() && (low..=high).contains(&x) && is_multiple(x, q))
-        }
-        Domain::Randn { mean, sd } => v.as_f64().is_some_and(|x| (x - mean).abs() <= 10.0 * sd * (1.0 + 1e-12)),
-        Domain::Qrandn { q, .. } => v.is_f64() && is_multiple(v.as_f64().unwrap(), q),
-        Domain::Randint { low, high } | Domain::Lograndint { low, high, .. } => {
-            v.as_i64().is_some_and(|x| (low..high).contains(&x))
-        }
-        Domain::Qrandint { low, high, q } | Domain::Qlograndint { low, high, q, .. } => {
-            v.as_i64().is_some_and(|x| (low..=high).contains(&x) && x % q == 0)
-        }
-        Domain::Choice { ref values } => values.contains(v),
-        _ => false,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -344,7 +280,7 @@ proptest! {
         for c in &configs {
             for (i, d) in domains.iter().enumerate() {
                 let v = &c[&format!("p{i}")];
-                prop_assert!(inside(d, v), "{:?} gave {}", d, v);
+                prop_assert!(inside(d, v, Some(10.0 * (1.0 + 1e-12))), "{:?} gave {}", d, v);
             }
         }
     }
