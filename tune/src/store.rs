@@ -593,20 +593,6 @@ pub fn for_each_log(conn: &Connection, mut f: impl FnMut(u64, &str, &str)) -> ru
     Ok(())
 }
 
-/// The whole replay log in order.
-pub fn load_log(conn: &Connection) -> rusqlite::Result<Vec<LogRow>> {
-    let mut st = conn.prepare("SELECT trial_seq, kind, detail FROM log ORDER BY seq")?;
-    let rows = st.query_map([], |r| {
-        let d: String = r.get(2)?;
-        Ok(LogRow {
-            trial: r.get::<_, i64>(0)? as u64,
-            kind: r.get(1)?,
-            detail: serde_json::from_str(&d).unwrap_or(Value::Null),
-        })
-    })?;
-    rows.collect()
-}
-
 /// Reads every trial with its last result and latest checkpoint, in creation order.
 pub fn load_trials(conn: &Connection) -> rusqlite::Result<Vec<TrialRow>> {
     let mut st = conn.prepare(
