@@ -385,12 +385,7 @@ impl Controller {
                 g.trial = None;
             }
             self.trial_failed(seq, msg, tail, true);
-            if let Some(g) = self.groups.get_mut(&gid) {
-                for w in g.workers.iter().flatten() {
-                    w.signal(libc::SIGKILL);
-                }
-                g.retiring = true;
-            }
+            self.retire_group(gid, true);
         }
     }
 
