@@ -19,8 +19,9 @@ def record_span(config):
     start = time.time()
     time.sleep(config.get("sleep", 0.3))
     end = time.time()
+    ctx = tune.get_context()
     line = {"start": start, "end": end, "pid": os.getpid(), "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "trial": tune.get_context().get_trial_id()}
+            "trial": ctx.get_trial_id(), "rank": ctx.get_world_rank(), "world": ctx.get_world_size()}
     with open(os.path.join(config["log"], f"{os.getpid()}.jsonl"), "a") as f:
         f.write(json.dumps(line) + "\n")
     tune.report({"score": 1.0})

@@ -111,6 +111,9 @@ class TuneConfig:
     reuse_actors: Optional[bool] = None
     trial_name_creator: Optional[Callable[[Any], str]] = None
     trial_dirname_creator: Optional[Callable[[Any], str]] = None
+    #: Seconds a trial whose gang (``param_space["scaling_config"]``) does not fit lets smaller
+    #: trials start ahead of it; after that it reserves the capacity and nothing else starts.
+    reserve_after_s: float = 60.0
 
     def __post_init__(self) -> None:
         _check(self.mode in (None, "min", "max"), "TuneConfig(mode=...)", "'min' or 'max'", self.mode)
@@ -122,6 +125,8 @@ class TuneConfig:
                "TuneConfig(max_concurrent_trials=...)", "None or an integer >= 1", self.max_concurrent_trials)
         _check(self.time_budget_s is None or (isinstance(self.time_budget_s, (int, float)) and self.time_budget_s > 0),
                "TuneConfig(time_budget_s=...)", "None or a positive number of seconds", self.time_budget_s)
+        _check(isinstance(self.reserve_after_s, (int, float)) and not isinstance(self.reserve_after_s, bool)
+               and self.reserve_after_s >= 0, "TuneConfig(reserve_after_s=...)", "seconds >= 0", self.reserve_after_s)
 
 
 
@@ -133,7 +138,9 @@ class ScalingConfig:
     """How many workers train one model and what each holds (Ray Train's ``ScalingConfig``).
 
     ``resources_per_worker`` defaults to one CPU, plus one GPU with ``use_gpu``. The workers of a
-    trial are placed all together or not at all (a gang), by ``placement_strategy``.
+    trial are placed all together or not at all (a gang), by ``placement_strategy``. In a
+    ``Tuner``'s ``param_space["scaling_config"]`` each field may be a search domain
+    (``num_workers=tune.choice([1, 4])``): every trial then gets a gang of its own shape.
     """
 
     num_workers: int = 1
@@ -143,6 +150,8 @@ class ScalingConfig:
     trainer_resources: Optional[Dict[str, float]] = None
 
     def __post_init__(self) -> None:
+        if self.searched():
+            return  # checked per trial, once the domains are sampled
         _check(isinstance(self.num_workers, int) and not isinstance(self.num_workers, bool) and self.num_workers >= 1,
                "ScalingConfig(num_workers=...)", "an integer >= 1", self.num_workers)
         _check(isinstance(self.use_gpu, bool), "ScalingConfig(use_gpu=...)", "a bool", self.use_gpu)
@@ -153,6 +162,24 @@ class ScalingConfig:
                    and all(isinstance(v, (int, float)) and v >= 0 for v in self.resources_per_worker.values()),
                    "ScalingConfig(resources_per_worker=...)", "a dict of resource name -> amount >= 0",
                    self.resources_per_worker)
+
+    def searched(self) -> bool:
+        """Whether any field is a search domain (``tune.choice``, ``tune.grid_search``, ...)."""
+        from hyperfleet.tune.search.sample import Domain, SampleFrom
+
+        def dom(v: Any) -> bool:
+            return isinstance(v, (Domain, SampleFrom)) or (isinstance(v, dict) and set(v) == {"grid_search"})
+        fields = (self.num_workers, self.use_gpu, self.placement_strategy, self.resources_per_worker)
+        return any(dom(v) for v in fields) or (
+            isinstance(self.resources_per_worker, dict) and any(dom(v) for v in self.resources_per_worker.values()))
+
+    def to_space(self) -> Dict[str, Any]:
+        """The ``scaling_config`` entry of a search space: every field, domains kept."""
+        out: Dict[str, Any] = {"num_workers": self.num_workers, "use_gpu": self.use_gpu,
+                               "placement_strategy": self.placement_strategy}
+        if self.resources_per_worker is not None:
+            out["resources_per_worker"] = dict(self.resources_per_worker)
+        return out
 
     def worker_resources(self) -> Dict[str, float]:
         """One worker's bundle, with Ray's defaults filled in."""

@@ -183,6 +183,67 @@ pub struct Scaling {
     /// Seconds `torch.distributed` waits on a collective before failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<f64>,
+    /// Seconds a trial whose gang does not fit lets smaller trials start ahead of it (backfill);
+    /// after that it reserves the capacity it needs and nothing else starts until it has run.
+    #[serde(default = "default_reserve_after_s")]
+    pub reserve_after_s: f64,
+}
+
+fn default_reserve_after_s() -> f64 {
+    60.0
+}
+
+/// The reserved space key whose value overrides `[scaling]` for one trial.
+pub const SCALING_KEY: &str = "scaling_config";
+
+const SCALING_FIELDS: [&str; 4] = ["num_workers", "use_gpu", "resources_per_worker", "placement_strategy"];
+
+/// The gang one trial reserves: `base` (from `[scaling]`), overridden by the trial's
+/// `scaling_config` (`num_workers`, `use_gpu`, `resources_per_worker`, `placement_strategy`).
+pub fn trial_gang(base: &GangSpec, config: &Map<String, Value>) -> Result<GangSpec, String> {
+    let Some(sc) = config.get(SCALING_KEY) else { return Ok(base.clone()) };
+    let bad = |field: &str, want: &str, got: &Value| format!("{SCALING_KEY}.{field}: expected {want}, got {got}");
+    let sc = sc
+        .as_object()
+        .ok_or_else(|| format!("{SCALING_KEY}: expected a table of {}, got {sc}", SCALING_FIELDS.join(", ")))?;
+    if let Some(k) = sc.keys().find(|k| !SCALING_FIELDS.contains(&k.as_str())) {
+        return Err(format!("{SCALING_KEY}.{k}: unknown field; expected one of {}", SCALING_FIELDS.join(", ")));
+    }
+    let mut bundle = base.bundles.first().cloned().unwrap_or_default();
+    let mut workers = base.bundles.len();
+    let mut strategy = base.strategy;
+    if let Some(v) = sc.get("num_workers") {
+        workers = v.as_u64().filter(|n| *n >= 1).ok_or_else(|| bad("num_workers", "an integer >= 1", v))? as usize;
+    }
+    match sc.get("resources_per_worker") {
+        Some(Value::Null) | None => {
+            if let Some(v) = sc.get("use_gpu") {
+                let on = v.as_bool().ok_or_else(|| bad("use_gpu", "true or false", v))?;
+                bundle.gpu = match (on, bundle.gpu > 0.0) {
+                    (true, false) => 1.0,
+                    (false, _) => 0.0,
+                    (true, true) => bundle.gpu,
+                };
+            }
+        }
+        Some(v) => {
+            let o = v.as_object().ok_or_else(|| bad("resources_per_worker", "a table of resource amounts", v))?;
+            bundle = Resources::from_json(o).map_err(|e| format!("{SCALING_KEY}.resources_per_worker: {e}"))?;
+            if !o.keys().any(|k| matches!(k.as_str(), "cpu" | "CPU" | "num_cpus")) {
+                bundle.cpu = 1.0; // Ray's default: one CPU per worker unless told otherwise
+            }
+            if sc.get("use_gpu") == Some(&Value::Bool(true)) && bundle.gpu == 0.0 {
+                bundle.gpu = 1.0;
+            }
+        }
+    }
+    if let Some(v) = sc.get("placement_strategy") {
+        strategy = v
+            .as_str()
+            .and_then(PlacementStrategy::parse)
+            .ok_or_else(|| bad("placement_strategy", "PACK, SPREAD, STRICT_PACK or STRICT_SPREAD", v))?;
+    }
+    Ok(GangSpec { bundles: vec![bundle; workers], strategy })
 }
 
 fn one_usize() -> usize {
@@ -199,7 +260,14 @@ fn pack() -> String {
 
 impl Default for Scaling {
     fn default() -> Self {
-        Scaling { workers: 1, resources_per_worker: one_cpu(), placement: pack(), backend: None, timeout_s: None }
+        Scaling {
+            workers: 1,
+            resources_per_worker: one_cpu(),
+            placement: pack(),
+            backend: None,
+            timeout_s: None,
+            reserve_after_s: default_reserve_after_s(),
+        }
     }
 }
 
@@ -416,6 +484,26 @@ impl Spec {
                 return Err(err("scaling.timeout_s", "expected a number of seconds > 0"));
             }
         }
+        if !(self.scaling.reserve_after_s.is_finite() && self.scaling.reserve_after_s >= 0.0) {
+            return Err(err("scaling.reserve_after_s", "expected a number of seconds >= 0"));
+        }
+        match self.space.get(SCALING_KEY) {
+            None => {}
+            Some(Value::Object(o)) => {
+                if let Some(k) = o.keys().find(|k| !SCALING_FIELDS.contains(&k.as_str())) {
+                    return Err(err(
+                        format!("space.{SCALING_KEY}.{k}"),
+                        format!("unknown field; expected one of {}", SCALING_FIELDS.join(", ")),
+                    ));
+                }
+            }
+            Some(_) => {
+                return Err(err(
+                    format!("space.{SCALING_KEY}"),
+                    format!("expected a table of {}", SCALING_FIELDS.join(", ")),
+                ))
+            }
+        }
         if let Some(h) = self.failure.hang_timeout_s {
             if !(h.is_finite() && h > 0.0) {
                 return Err(err("failure.hang_timeout_s", "expected a number of seconds > 0"));
@@ -630,5 +718,48 @@ opt = { name = "sgd", momentum = { uniform = [0.8, 0.99] } }
         assert!(e.message.contains("module.path:name"));
         let bad = GOOD.replace("num_samples = 4", "num_samples = 0");
         assert!(parse_file(Path::new("e.toml"), &bad).unwrap_err().message.contains("positive integer or -1"));
+    }
+
+    fn gang_of(base: &GangSpec, sc: Value) -> Result<GangSpec, String> {
+        let mut config = Map::new();
+        config.insert(SCALING_KEY.into(), sc);
+        trial_gang(base, &config)
+    }
+
+    #[test]
+    fn a_trials_scaling_config_overrides_the_base_gang() {
+        let gpu_bundle = Resources { cpu: 2.0, gpu: 1.0, ..Resources::default() };
+        let base = GangSpec { bundles: vec![gpu_bundle.clone(); 2], strategy: PlacementStrategy::Pack };
+        assert_eq!(trial_gang(&base, &Map::new()).unwrap(), base, "no scaling_config: the base gang");
+        let g = gang_of(&base, serde_json::json!({"num_workers": 4, "placement_strategy": "STRICT_SPREAD"})).unwrap();
+        assert_eq!(g.bundles, vec![gpu_bundle; 4]);
+        assert_eq!(g.strategy, PlacementStrategy::StrictSpread);
+        // use_gpu=false drops the base's GPU; a bundle of its own replaces the base's, one CPU by default.
+        let g = gang_of(&base, serde_json::json!({"use_gpu": false})).unwrap();
+        assert_eq!((g.bundles[0].cpu, g.bundles[0].gpu, g.bundles.len()), (2.0, 0.0, 2));
+        let g = gang_of(&base, serde_json::json!({"resources_per_worker": {"GPU": 0.5}, "use_gpu": true})).unwrap();
+        assert_eq!((g.bundles[0].cpu, g.bundles[0].gpu), (1.0, 0.5));
+        let g = gang_of(&base, serde_json::json!({"resources_per_worker": {"memory": 1e9}, "use_gpu": true})).unwrap();
+        assert_eq!((g.bundles[0].cpu, g.bundles[0].gpu), (1.0, 1.0));
+    }
+
+    #[test]
+    fn a_bad_scaling_config_names_its_field() {
+        let base = GangSpec {
+            bundles: vec![Resources { cpu: 1.0, ..Resources::default() }],
+            strategy: PlacementStrategy::Pack,
+        };
+        let e = gang_of(&base, serde_json::json!({"num_workers": 0})).unwrap_err();
+        assert!(e.starts_with("scaling_config.num_workers: expected an integer >= 1"), "{e}");
+        let e = gang_of(&base, serde_json::json!({"placement_strategy": "RING"})).unwrap_err();
+        assert!(e.contains("scaling_config.placement_strategy") && e.contains("STRICT_PACK"), "{e}");
+        let e = gang_of(&base, serde_json::json!({"workers": 2})).unwrap_err();
+        assert!(e.contains("scaling_config.workers: unknown field"), "{e}");
+        let e = gang_of(&base, serde_json::json!(3)).unwrap_err();
+        assert!(e.starts_with("scaling_config: expected a table"), "{e}");
+        let bad = format!("{GOOD}\n[space.scaling_config]\nworkers = 2\n");
+        let e = parse_file(Path::new("e.toml"), &bad).unwrap_err();
+        assert_eq!(e.line, 17, "{e}");
+        assert!(e.message.starts_with("space.scaling_config.workers: unknown field"), "{e}");
     }
 }

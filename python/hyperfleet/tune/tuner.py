@@ -266,6 +266,15 @@ class Tuner:
             space["train_loop_config"] = loop
             if run_config is None:
                 run_config = trainable.run_config
+        sc = space.get("scaling_config")
+        if sc is not None:
+            from hyperfleet._config import ScalingConfig
+
+            if isinstance(sc, ScalingConfig):
+                space["scaling_config"] = sc.to_space()
+            elif not isinstance(sc, dict):
+                raise TypeError("param_space['scaling_config']: expected a ScalingConfig or a dict of its fields "
+                                f"(num_workers, use_gpu, resources_per_worker, placement_strategy), got {sc!r}")
         self._param_space = space
         self._tune_config = tune_config or TuneConfig()
         self._run_config = run_config or RunConfig()
@@ -285,6 +294,7 @@ class Tuner:
         scaling: Dict[str, Any] = {"workers": 1, "resources_per_worker": resources, "placement": "pack"}
         if self._trainer is not None:
             scaling = self._trainer._scaling_spec()
+        scaling["reserve_after_s"] = float(tc.reserve_after_s)
         search: Dict[str, Any] = {"algorithm": "random"}
         if tc.search_alg is not None:
             to_spec = getattr(tc.search_alg, "to_spec", None)

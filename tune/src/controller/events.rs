@@ -175,8 +175,11 @@ impl Controller {
 
     /// A group finished its trial; keep it warm or let it go.
     fn release_trial(&mut self, gid: GroupId) {
-        let reuse = self.reuse && !self.stop_new;
+        let stop_new = self.stop_new;
+        let explicit = self.reuse;
         let Some(g) = self.groups.get_mut(&gid) else { return };
+        let no_gpu = g.res.as_ref().is_none_or(|r| r.gang().bundles.iter().all(|b| b.gpu == 0.0));
+        let reuse = explicit.unwrap_or(no_gpu) && !stop_new;
         g.trial = None;
         g.started = false;
         g.done.iter_mut().for_each(|d| *d = false);

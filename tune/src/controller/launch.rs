@@ -9,16 +9,58 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// At most this many trials wait for capacity at once: the oldest, and one drawn behind it.
+const MAX_BLOCKED: usize = 2;
+
+/// What trying the blocked trials came to.
+enum BlockedStart {
+    /// One of them started.
+    Started,
+    /// The oldest reserves the capacity it waits for: nothing else may start.
+    Reserved,
+    /// None started; others may start ahead of them (or none are blocked).
+    Waiting,
+}
+
 impl Controller {
     /// Starts trials while capacity, the concurrency cap and the searcher allow.
+    ///
+    /// When every trial has the same gang, capacity is reserved before a suggestion is drawn, so
+    /// none is drawn that cannot run. When gangs differ per trial (`scaling_config` in the
+    /// space), a trial is drawn first and, if its gang does not fit, waits in `blocked`: smaller
+    /// trials may start ahead of it (backfill) until it has waited `reserve_after`; from then on
+    /// it reserves: nothing else starts until its gang has been placed, so a large gang is never
+    /// starved by a stream of small trials.
     pub(crate) fn fill(&mut self) {
         self.end_scheduler_stopped();
         if self.algo.scheduler.wants_population_up_front() {
             self.create_population();
         }
         while !self.stop_new && self.running() < self.max_concurrent {
-            if !self.has_more_work() {
+            match self.start_blocked() {
+                BlockedStart::Started => continue,
+                BlockedStart::Reserved => break,
+                BlockedStart::Waiting => {}
+            }
+            // At most one trial drawn ahead of a blocked one, so a full cluster draws nothing more.
+            if !self.has_more_work() || self.blocked.len() >= MAX_BLOCKED {
                 break;
+            }
+            if self.varying_gangs {
+                let was_done = self.searcher_done;
+                match self.next_trial() {
+                    Some(seq) => {
+                        if !self.try_start(seq) {
+                            self.blocked.push_back((seq, Instant::now()));
+                        }
+                    }
+                    None if !was_done && self.searcher_done => continue,
+                    None => {
+                        self.end_stranded();
+                        break;
+                    }
+                }
+                continue;
             }
             // Capacity first, so that no suggestion is drawn that cannot run.
             let idle = self.groups.iter().find(|(_, g)| g.trial.is_none() && !g.retiring).map(|(id, _)| *id);
@@ -42,14 +84,80 @@ impl Controller {
                 }
             }
         }
-        // Warm workers nobody will need again go away.
-        if (self.stop_new || (self.searcher_done && self.waiting.is_empty())) && !self.groups.is_empty() {
+        // Warm workers nobody will need again go away; so do idle groups of another shape while
+        // a trial waits for capacity (its own shape would have taken one).
+        let unneeded = self.stop_new || (self.searcher_done && self.waiting.is_empty() && self.blocked.is_empty());
+        if (unneeded || !self.blocked.is_empty()) && !self.groups.is_empty() {
             let idle: Vec<GroupId> =
                 self.groups.iter().filter(|(_, g)| g.trial.is_none() && !g.retiring).map(|(id, _)| *id).collect();
             for id in idle {
                 self.retire_group(id, false);
             }
         }
+    }
+
+    /// Tries the blocked trials, oldest first.
+    fn start_blocked(&mut self) -> BlockedStart {
+        let Some(&(_, since)) = self.blocked.front() else { return BlockedStart::Waiting };
+        let reserving = since.elapsed() >= self.reserve_after;
+        let mut i = 0;
+        while i < self.blocked.len() {
+            let seq = self.blocked[i].0;
+            if self.trials[&seq].status != Status::Pending {
+                self.blocked.remove(i); // ended meanwhile (the scheduler stopped it, say)
+                continue;
+            }
+            if self.try_start(seq) {
+                self.blocked.remove(i);
+                return BlockedStart::Started;
+            }
+            if i == 0 && reserving {
+                return BlockedStart::Reserved;
+            }
+            i += 1;
+        }
+        BlockedStart::Waiting
+    }
+
+    /// Starts `seq` on a warm group of its shape or on a fresh reservation; `false` when its gang
+    /// does not fit now. A trial whose gang is invalid or can never fit ends in ERROR (`true`).
+    fn try_start(&mut self, seq: u64) -> bool {
+        let gang = match &self.trials[&seq].gang {
+            Ok(g) => g.clone(),
+            Err(e) => {
+                let why = format!("its scaling_config is invalid: {e}");
+                self.trial_failed(seq, why, String::new(), false);
+                return true;
+            }
+        };
+        if !self.cluster.could_ever_fit(&gang) {
+            let mut need = hyperfleet_train::Resources::default();
+            gang.bundles.iter().for_each(|b| need.add(b));
+            let have = self.cluster.total();
+            let why = format!(
+                "its gang of {} worker(s) ({:?} placement) needs {} in all and can never be placed on this cluster ({})",
+                gang.bundles.len(),
+                gang.strategy,
+                super::setup::fmt_res(need.cpu, need.gpu, &need.custom),
+                super::setup::fmt_res(have.cpu, have.gpu, &have.custom),
+            );
+            self.trial_failed(seq, why, String::new(), false);
+            return true;
+        }
+        let idle = self
+            .groups
+            .iter()
+            .find(|(_, g)| g.trial.is_none() && !g.retiring && g.res.as_ref().is_some_and(|r| r.gang() == &gang))
+            .map(|(id, _)| *id);
+        let gid = match idle {
+            Some(id) => id,
+            None => match self.cluster.try_reserve(&gang) {
+                Some(res) => self.new_group(res),
+                None => return false,
+            },
+        };
+        self.assign(seq, gid);
+        true
     }
 
     /// Creates every trial the searcher has (up to a bound) as PENDING, so a population-based
@@ -91,6 +199,7 @@ impl Controller {
                     continue;
                 }
                 self.waiting.retain(|s| *s != seq);
+                self.blocked.retain(|(s, _)| *s != seq);
                 self.end_with_reason(seq, format!("scheduler: {why}"), true);
             }
         }
@@ -113,7 +222,7 @@ impl Controller {
     }
 
     fn has_more_work(&self) -> bool {
-        !self.waiting.is_empty() || !self.searcher_done
+        !self.waiting.is_empty() || !self.blocked.is_empty() || !self.searcher_done
     }
 
     /// A waiting trial (the scheduler picks) or a fresh suggestion.
@@ -186,7 +295,11 @@ impl Controller {
         let _ = std::fs::create_dir_all(&dir);
         let cfg_json = serde_json::to_string(&config).unwrap_or_default();
         let _ = std::fs::write(dir.join("params.json"), serde_json::to_vec_pretty(&config).unwrap_or_default());
-        let res_json = serde_json::to_string(&self.gang).unwrap_or_default();
+        let gang = crate::spec::trial_gang(&self.gang, &config);
+        let res_json = match &gang {
+            Ok(g) => serde_json::to_string(g).unwrap_or_default(),
+            Err(_) => "null".into(),
+        };
         let (i2, n2, r2) = (id.clone(), name.clone(), rel.clone());
         let created = now();
         let entry = self.algo.add(seq, &config).to_string();
@@ -223,6 +336,7 @@ impl Controller {
                 last_sched: None,
                 cloning: false,
                 recorded: 0,
+                gang,
             },
         );
     }
@@ -247,7 +361,7 @@ impl Controller {
     fn new_group(&mut self, res: hyperfleet_train::Reservation) -> GroupId {
         let id = GroupId(self.next_group);
         self.next_group += 1;
-        let n = self.gang.bundles.len();
+        let n = res.gang().bundles.len();
         let python = self.spec.trainable.command.is_none();
         let g = Group {
             res: Some(res),
@@ -296,7 +410,7 @@ impl Controller {
     }
 
     fn worker_env(&self, res: &hyperfleet_train::Reservation, rank: usize) -> Vec<(String, String)> {
-        let n = self.gang.bundles.len();
+        let n = res.gang().bundles.len();
         let mut env: Vec<(String, String)> =
             self.spec.trainable.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("CUDA_VISIBLE_DEVICES".into(), res.cuda_visible_devices(rank)));

@@ -136,6 +136,8 @@ pub(crate) struct Trial {
     /// The highest `training_iteration` already recorded: a trial resumed from an older
     /// checkpoint re-reports iterations up to here, and those are not recorded twice.
     recorded: u64,
+    /// The gang this trial reserves (its `scaling_config` over `[scaling]`), or why it has none.
+    gang: Result<GangSpec, String>,
 }
 
 /// One rank's report: its metrics and the checkpoint folder it passed, if any.
@@ -203,6 +205,12 @@ pub struct Controller {
     hooks: Box<dyn Hooks>,
     trials: BTreeMap<u64, Trial>,
     waiting: VecDeque<u64>,
+    /// Trials chosen to run whose gang did not fit, oldest first, with when they first waited.
+    blocked: VecDeque<(u64, Instant)>,
+    /// Whether trials' gangs can differ (the space has `scaling_config`).
+    varying_gangs: bool,
+    /// How long the oldest blocked trial lets others start ahead of it.
+    reserve_after: Duration,
     groups: BTreeMap<GroupId, Group>,
     next_group: u64,
     next_seq: u64,
@@ -220,7 +228,8 @@ pub struct Controller {
     shutdown: Shutdown,
     shutdown_seen: u8,
     last_progress: Option<Instant>,
-    reuse: bool,
+    /// `[experiment] reuse_workers` when given; otherwise groups without GPUs are kept warm.
+    reuse: Option<bool>,
     max_concurrent: usize,
 }
 
@@ -400,7 +409,7 @@ impl Controller {
         if !self.groups.is_empty() {
             return false;
         }
-        self.stop_new || (self.searcher_done && self.waiting.is_empty())
+        self.stop_new || (self.searcher_done && self.waiting.is_empty() && self.blocked.is_empty())
     }
 
     /// Builds a progress snapshot.

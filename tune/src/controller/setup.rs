@@ -166,7 +166,7 @@ fn virtual_nodes(
     Ok(out)
 }
 
-fn fmt_res(cpu: f64, gpu: f64, custom: &BTreeMap<String, f64>) -> String {
+pub(crate) fn fmt_res(cpu: f64, gpu: f64, custom: &BTreeMap<String, f64>) -> String {
     let mut s = format!("{cpu} cpu, {gpu} gpu");
     for (k, v) in custom {
         s.push_str(&format!(", {v} {k}"));
@@ -207,7 +207,8 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
             let _ = freed.send(Ev::CapacityFreed);
         })),
     );
-    if !cluster.could_ever_fit(&v.gang) {
+    // With per-trial gangs, each trial's own is checked when it is to start.
+    if !spec.space.contains_key(crate::spec::SCALING_KEY) && !cluster.could_ever_fit(&v.gang) {
         let mut need = hyperfleet_train::Resources::default();
         for b in &v.gang.bundles {
             need.add(b);
@@ -370,6 +371,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
             }
         };
         let restore = if status.is_final() { None } else { latest.map(|(_, p)| p.clone()) };
+        let config_for_gang = r.config.clone();
         trials.insert(
             r.seq,
             Trial {
@@ -394,12 +396,14 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
                 cloning: false,
                 // A restarted trial starts over, so its iterations are new ones.
                 recorded: if restart { 0 } else { recorded },
+                gang: crate::spec::trial_gang(&v.gang, &config_for_gang),
             },
         );
     }
     let next_seq = trials.keys().next_back().map(|s| s + 1).unwrap_or(0);
-    let reuse = spec.experiment.reuse_workers.unwrap_or(v.gang.bundles.iter().all(|b| b.gpu == 0.0))
-        && spec.trainable.command.is_none();
+    let reuse = spec.experiment.reuse_workers;
+    let varying_gangs = spec.space.contains_key(crate::spec::SCALING_KEY);
+    let reserve_after = Duration::from_secs_f64(spec.scaling.reserve_after_s);
     let max_concurrent = spec.experiment.max_concurrent_trials.unwrap_or(usize::MAX);
     // The time budget covers the experiment's whole running time, across resumes.
     let deadline =
@@ -420,6 +424,9 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         hooks,
         trials,
         waiting,
+        blocked: VecDeque::new(),
+        varying_gangs,
+        reserve_after,
         groups: BTreeMap::new(),
         next_group: 0,
         next_seq,
