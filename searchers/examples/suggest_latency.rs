@@ -11,7 +11,7 @@
 //! (the whole per-trial cost). The first ask is reported apart (it builds caches over all N
 //! trials); the median is over the rest. Prints `RESULT_JSON {...}`.
 
-use hyperfleet_searchers::{trial_rng, Config, Outcome, Searcher, Space, Suggestion, TpeConfig, TrialId};
+use hyperfleet_searchers::{trial_rng, Config, GpConfig, Outcome, Searcher, Space, Suggestion, TpeConfig, TrialId};
 use rand::Rng as _;
 use rand::SeedableRng;
 use serde_json::{json, Map, Value};
@@ -28,6 +28,7 @@ fn make(method: &str, space: &Space) -> Box<dyn Searcher> {
             Box::new(TpeConfig { multivariate: false, ..Default::default() }.build(space.clone(), -1).unwrap())
         }
         "random" => Box::new(hyperfleet_searchers::BasicVariantGenerator::new(space.clone(), -1).unwrap()),
+        "gp" => Box::new(GpConfig::default().build(space.clone(), -1).unwrap()),
         other => panic!("unknown method {other}"),
     }
 }

@@ -5,7 +5,9 @@
 //! time, drawing randomness only from the [`Rng`] it is handed. [`BasicVariantGenerator`] is
 //! Ray Tune's default searcher (grid expansion times `num_samples`); [`TpeSearch`] is Optuna's
 //! TPE; [`QmcSearch`] walks a scrambled Sobol' or Halton sequence; [`CmaesSearch`] is CMA-ES
-//! with IPOP restarts; [`ConcurrencyLimiter`] caps how many trials any searcher keeps live.
+//! with IPOP restarts; [`GpSearch`] is Gaussian-process Bayesian optimisation (log expected
+//! improvement); [`ConcurrencyLimiter`] caps how many trials any searcher keeps live.
+//! [`BohbSearch`] is BOHB's model (per-budget kernel densities), paired with the HyperBand scheduler.
 //!
 //! The same seed always gives the same configs (grid leaf `layers` walked, the rest sampled):
 //!
@@ -44,8 +46,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bohb;
 pub mod cmaes;
 pub mod domain;
+pub mod gp;
+pub mod hypervolume;
 pub mod limiter;
 mod numeric;
 mod path;
@@ -58,8 +63,10 @@ pub mod space;
 pub mod tpe;
 pub mod variant;
 
+pub use bohb::{BohbConfig, BohbSearch};
 pub use cmaes::{CmaesConfig, CmaesRestart, CmaesSearch, CmaesStop};
 pub use domain::Domain;
+pub use gp::{GpConfig, GpSearch};
 pub use limiter::{ConcurrencyLimiter, LimiterError};
 pub use path::{get_path, set_path};
 pub use qmc::{QmcConfig, QmcKind, QmcSearch};

@@ -2,7 +2,7 @@
 
 use crate::searcher::{Observation, Outcome, Searcher, Suggestion, TrialId};
 use crate::{space::Config, Rng};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Why a limiter could not be built.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +18,8 @@ pub enum LimiterError {
 /// held back: the inner searcher hears of them (in completion order) only once every live trial
 /// has completed, and the live set empties at that moment, so trials run in whole batches.
 /// `on_result` always passes straight through; a completion of a trial that is not live is
-/// ignored, as in Ray.
+/// ignored, as in Ray. `on_objectives` of a live trial goes with its completion: straight
+/// through, or held with it in batch mode.
 #[derive(Clone, Debug)]
 pub struct ConcurrencyLimiter<S> {
     inner: S,
@@ -29,6 +30,8 @@ pub struct ConcurrencyLimiter<S> {
     unfinished: usize,
     /// Batch mode: completions waiting for the rest of the batch.
     held: Vec<(TrialId, Outcome)>,
+    /// Batch mode: objectives of live trials, told just before their held completions.
+    objectives: BTreeMap<TrialId, Vec<f64>>,
 }
 
 impl<S: Searcher> ConcurrencyLimiter<S> {
@@ -37,7 +40,15 @@ impl<S: Searcher> ConcurrencyLimiter<S> {
         if max_concurrent == 0 {
             return Err(LimiterError::ZeroMaxConcurrent);
         }
-        Ok(ConcurrencyLimiter { inner, max_concurrent, batch, live: BTreeSet::new(), unfinished: 0, held: Vec::new() })
+        Ok(ConcurrencyLimiter {
+            inner,
+            max_concurrent,
+            batch,
+            live: BTreeSet::new(),
+            unfinished: 0,
+            held: Vec::new(),
+            objectives: BTreeMap::new(),
+        })
     }
 
     /// The wrapped searcher.
@@ -85,6 +96,17 @@ impl<S: Searcher> Searcher for ConcurrencyLimiter<S> {
         self.inner.on_result(trial, obs);
     }
 
+    fn on_objectives(&mut self, trial: TrialId, values: &[f64]) {
+        if !self.live.contains(&trial) || self.held.iter().any(|(t, _)| *t == trial) {
+            return;
+        }
+        if self.batch {
+            self.objectives.insert(trial, values.to_vec());
+        } else {
+            self.inner.on_objectives(trial, values);
+        }
+    }
+
     fn on_complete(&mut self, trial: TrialId, outcome: &Outcome) {
         if !self.live.contains(&trial) {
             return;
@@ -103,6 +125,9 @@ impl<S: Searcher> Searcher for ConcurrencyLimiter<S> {
         if self.unfinished == 0 {
             for (t, o) in std::mem::take(&mut self.held) {
                 self.live.remove(&t);
+                if let Some(values) = self.objectives.remove(&t) {
+                    self.inner.on_objectives(t, &values);
+                }
                 self.inner.on_complete(t, &o);
             }
         }
@@ -119,6 +144,8 @@ mod tests {
     struct Probe {
         completed: Vec<TrialId>,
         added: Vec<TrialId>,
+        /// Objectives heard, and how many completions had been heard before each.
+        objectives: Vec<(TrialId, Vec<f64>, usize)>,
     }
 
     impl Searcher for Probe {
@@ -127,6 +154,9 @@ mod tests {
         }
         fn on_trial_add(&mut self, trial: TrialId, _config: &Config) {
             self.added.push(trial);
+        }
+        fn on_objectives(&mut self, trial: TrialId, values: &[f64]) {
+            self.objectives.push((trial, values.to_vec(), self.completed.len()));
         }
         fn on_complete(&mut self, trial: TrialId, _outcome: &Outcome) {
             self.completed.push(trial);
@@ -182,6 +212,25 @@ mod tests {
         assert_eq!(l.live(), 0);
         assert!(start(&mut l, 3));
         assert_eq!(l.inner().added.len(), 4);
+    }
+
+    #[test]
+    fn objectives_travel_with_their_completion() {
+        let mut l = ConcurrencyLimiter::new(Probe::default(), 2, false).unwrap();
+        assert!(start(&mut l, 0));
+        l.on_objectives(TrialId(0), &[1.0, 2.0]);
+        l.on_objectives(TrialId(9), &[3.0, 4.0]);
+        l.on_complete(TrialId(0), &DONE);
+        assert_eq!(l.inner().objectives, vec![(TrialId(0), vec![1.0, 2.0], 0)]);
+        let mut l = ConcurrencyLimiter::new(Probe::default(), 2, true).unwrap();
+        assert!(start(&mut l, 0) && start(&mut l, 1));
+        l.on_objectives(TrialId(1), &[5.0, 6.0]);
+        l.on_complete(TrialId(1), &DONE);
+        l.on_objectives(TrialId(0), &[7.0, 8.0]);
+        assert!(l.inner().objectives.is_empty(), "held with the batch");
+        l.on_complete(TrialId(0), &DONE);
+        assert_eq!(l.inner().objectives, vec![(TrialId(1), vec![5.0, 6.0], 0), (TrialId(0), vec![7.0, 8.0], 1)]);
+        assert_eq!(l.inner().completed, vec![TrialId(1), TrialId(0)]);
     }
 
     #[test]

@@ -109,6 +109,26 @@ impl Dim {
     }
 }
 
+/// The range of a numeric dimension that the unit interval spans, in its internal scale (log for
+/// log dimensions), half a step wider at each end for discrete ones so that every value gets the
+/// same width (CMA-ES's cube and the GP's inputs).
+pub(crate) fn cube_bounds(dist: &TpeDistribution) -> (f64, f64) {
+    match *dist {
+        TpeDistribution::Numeric { low, high, step, log } => {
+            let (lo, hi) = match step {
+                Some(s) => (low - s / 2.0, high + s / 2.0),
+                None => (low, high),
+            };
+            if log {
+                (lo.ln(), hi.ln())
+            } else {
+                (lo, hi)
+            }
+        }
+        TpeDistribution::Categorical { .. } => (0.0, 1.0),
+    }
+}
+
 /// The largest float below `x` (finite `x`).
 pub(crate) fn below(x: f64) -> f64 {
     if x > 0.0 {

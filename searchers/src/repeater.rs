@@ -17,6 +17,8 @@ struct Group {
     config: Config,
     /// Members in order, with their outcome once complete.
     members: Vec<(TrialId, Option<Outcome>)>,
+    /// Members' objectives (multi-objective experiments), as `on_objectives` gave them.
+    objectives: BTreeMap<TrialId, Vec<f64>>,
 }
 
 /// Wraps a searcher so that each config it proposes runs `repeat` times (noisy objectives); the
@@ -26,7 +28,10 @@ struct Group {
 /// trial added while the latest group has fewer than `repeat` members joins that group, so a
 /// replay of `on_trial_add` rebuilds the same groups. The inner searcher hears the leader's
 /// intermediate results, and the group's outcome once all its trials have ended: the mean of the
-/// scores present (completed and pruned trials), `Failed` only if every trial failed.
+/// scores present (completed and pruned trials), `Failed` only if every trial failed. In a
+/// multi-objective experiment it hears, just before that outcome, each objective averaged the
+/// same way (over the completed and pruned trials that gave objectives of the first such
+/// trial's length).
 #[derive(Clone, Debug)]
 pub struct Repeater<S> {
     inner: S,
@@ -90,7 +95,12 @@ impl<S: Searcher> Searcher for Repeater<S> {
             return;
         }
         self.inner.on_trial_add(trial, &plain);
-        self.groups.push(Group { leader: trial, config: plain, members: vec![(trial, None)] });
+        self.groups.push(Group {
+            leader: trial,
+            config: plain,
+            members: vec![(trial, None)],
+            objectives: BTreeMap::new(),
+        });
         self.of.insert(trial, self.groups.len() - 1);
     }
 
@@ -99,6 +109,14 @@ impl<S: Searcher> Searcher for Repeater<S> {
             if self.groups[i].leader == trial {
                 self.inner.on_result(trial, obs);
             }
+        }
+    }
+
+    fn on_objectives(&mut self, trial: TrialId, values: &[f64]) {
+        let Some(&i) = self.of.get(&trial) else { return };
+        let g = &mut self.groups[i];
+        if g.members.iter().any(|(t, o)| *t == trial && o.is_none()) {
+            g.objectives.insert(trial, values.to_vec());
         }
     }
 
@@ -122,7 +140,20 @@ impl<S: Searcher> Searcher for Repeater<S> {
         let all_failed = g.members.iter().all(|(_, o)| matches!(o, Some(Outcome::Failed)));
         let mean = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
         let told = if all_failed { Outcome::Failed } else { Outcome::Completed { score: mean } };
+        let reported: Vec<&Vec<f64>> = g
+            .members
+            .iter()
+            .filter(|(_, o)| matches!(o, Some(Outcome::Completed { .. }) | Some(Outcome::Pruned { .. })))
+            .filter_map(|(t, _)| g.objectives.get(t))
+            .collect();
+        let objectives = reported.first().filter(|_| !all_failed).map(|first| {
+            let same: Vec<&&Vec<f64>> = reported.iter().filter(|v| v.len() == first.len()).collect();
+            (0..first.len()).map(|k| same.iter().map(|v| v[k]).sum::<f64>() / same.len() as f64).collect::<Vec<f64>>()
+        });
         let leader = g.leader;
+        if let Some(values) = objectives {
+            self.inner.on_objectives(leader, &values);
+        }
         self.inner.on_complete(leader, &told);
     }
 }
@@ -139,6 +170,8 @@ mod tests {
         next: u64,
         added: Vec<(TrialId, Config)>,
         completed: Vec<(TrialId, Outcome)>,
+        /// Objectives heard, and how many completions had been heard before each.
+        objectives: Vec<(TrialId, Vec<f64>, usize)>,
     }
 
     impl Searcher for Spy {
@@ -149,6 +182,9 @@ mod tests {
         }
         fn on_trial_add(&mut self, trial: TrialId, config: &Config) {
             self.added.push((trial, config.clone()));
+        }
+        fn on_objectives(&mut self, trial: TrialId, values: &[f64]) {
+            self.objectives.push((trial, values.to_vec(), self.completed.len()));
         }
         fn on_complete(&mut self, trial: TrialId, outcome: &Outcome) {
             self.completed.push((trial, outcome.clone()));
@@ -181,6 +217,30 @@ mod tests {
             r.on_complete(TrialId(t), &Outcome::Failed);
         }
         assert_eq!(r.inner().completed[1], (TrialId(3), Outcome::Failed), "all failed: failed");
+    }
+
+    #[test]
+    fn objectives_are_averaged_over_the_group() {
+        let mut r = Repeater::new(Spy::default(), 3, false);
+        for t in 0..6 {
+            run(&mut r, t);
+        }
+        r.on_objectives(TrialId(0), &[1.0, 10.0]);
+        r.on_complete(TrialId(0), &Outcome::Completed { score: Some(1.0) });
+        r.on_objectives(TrialId(0), &[100.0, 100.0]);
+        r.on_complete(TrialId(1), &Outcome::Failed);
+        r.on_objectives(TrialId(2), &[3.0, 20.0]);
+        r.on_complete(TrialId(2), &Outcome::Pruned { score: Some(3.0) });
+        assert_eq!(
+            r.inner().objectives,
+            vec![(TrialId(0), vec![2.0, 15.0], 0)],
+            "before the outcome, failures left out"
+        );
+        assert_eq!(r.inner().completed, vec![(TrialId(0), Outcome::Completed { score: Some(2.0) })]);
+        for t in 3..6 {
+            r.on_complete(TrialId(t), &Outcome::Completed { score: None });
+        }
+        assert_eq!(r.inner().objectives.len(), 1, "no objectives, none told");
     }
 
     #[test]

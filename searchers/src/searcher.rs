@@ -53,6 +53,9 @@ pub trait Searcher: Send {
     fn on_trial_add(&mut self, _trial: TrialId, _config: &Config) {}
     /// Called for every intermediate result.
     fn on_result(&mut self, _trial: TrialId, _obs: &Observation) {}
+    /// Every objective of a trial's last result (modes folded in: higher is better), called once
+    /// when it ends, before on_complete; only in multi-objective experiments.
+    fn on_objectives(&mut self, _trial: TrialId, _values: &[f64]) {}
     /// Called once when a trial ends.
     fn on_complete(&mut self, _trial: TrialId, _outcome: &Outcome) {}
 }
@@ -67,6 +70,9 @@ impl<S: Searcher + ?Sized> Searcher for Box<S> {
     }
     fn on_result(&mut self, trial: TrialId, obs: &Observation) {
         (**self).on_result(trial, obs)
+    }
+    fn on_objectives(&mut self, trial: TrialId, values: &[f64]) {
+        (**self).on_objectives(trial, values)
     }
     fn on_complete(&mut self, trial: TrialId, outcome: &Outcome) {
         (**self).on_complete(trial, outcome)

@@ -141,7 +141,7 @@ impl CmaesConfig {
         let presets = numeric::compile_points(&space, &self.points_to_evaluate)?;
         let numeric: Vec<usize> =
             (0..dims.len()).filter(|&j| matches!(dims[j].dist, TpeDistribution::Numeric { .. })).collect();
-        let bounds = numeric.iter().map(|&j| cube_bounds(&dims[j].dist)).collect();
+        let bounds = numeric.iter().map(|&j| numeric::cube_bounds(&dims[j].dist)).collect();
         let discrete = numeric.iter().any(|&j| matches!(dims[j].dist, TpeDistribution::Numeric { step: Some(_), .. }));
         let n = numeric.len();
         let lambda0 = self.popsize.unwrap_or_else(|| 4 + (3.0 * (n.max(1) as f64).ln()).floor() as usize);
@@ -165,25 +165,6 @@ impl CmaesConfig {
             generations: 0,
             stops: Vec::new(),
         })
-    }
-}
-
-/// The range of a numeric dimension that `[0, 1]` spans, in its internal scale (log for log
-/// dimensions), half a step wider at each end for discrete ones.
-fn cube_bounds(dist: &TpeDistribution) -> (f64, f64) {
-    match *dist {
-        TpeDistribution::Numeric { low, high, step, log } => {
-            let (lo, hi) = match step {
-                Some(s) => (low - s / 2.0, high + s / 2.0),
-                None => (low, high),
-            };
-            if log {
-                (lo.ln(), hi.ln())
-            } else {
-                (lo, hi)
-            }
-        }
-        TpeDistribution::Categorical { .. } => (0.0, 1.0),
     }
 }
 

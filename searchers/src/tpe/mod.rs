@@ -9,6 +9,12 @@
 //! objective) one joint estimator covers every dimension; without it each dimension
 //! gets its own pair of estimators and is chosen on its own.
 //!
+//! With `n_objectives >= 2` it is Optuna 5.0.0's multi-objective TPE (MOTPE): a completed trial
+//! counts through the objectives [`Searcher::on_objectives`] gave it, the good trials are
+//! `ceil(0.1 n)` of them taken by non-domination fronts with a hypervolume tie-break
+//! ([`split_trials_multi_objective`]), and `l(x)` weighs them all equally. (Optuna defaults to
+//! the independent TPE there; this searcher keeps `multivariate` as it is set.)
+//!
 //! How Ray Tune's domains map onto Optuna's distributions:
 //!
 //! | domain | TPE dimension |
@@ -34,7 +40,10 @@ mod split;
 mod truncnorm;
 
 pub use parzen::{ParzenError, ParzenEstimator, ParzenParams, TpeDistribution};
-pub use split::{default_gamma, default_weights, split_trials, Split, TrialStatus};
+pub use split::{
+    default_gamma, default_gamma_multi_objective, default_weights, default_weights_below, split_trials,
+    split_trials_multi_objective, Split, TrialStatus,
+};
 pub use truncnorm::{erf, erfc, log_gauss_mass, log_ndtr, ndtr, ppf};
 
 use crate::numeric::{self, Dim, Leaf};
@@ -60,6 +69,10 @@ fn yes() -> bool {
 
 fn one() -> f64 {
     1.0
+}
+
+fn one_objective() -> usize {
+    1
 }
 
 /// Options of [`TpeSearch`]; the defaults are Optuna 5.0.0's for a single objective.
@@ -94,6 +107,10 @@ pub struct TpeConfig {
     /// point leaves unset are drawn at random.
     #[serde(default)]
     pub points_to_evaluate: Vec<Config>,
+    /// How many objectives the experiment has (at least 1); from 2 on, completed trials are
+    /// compared by the objectives [`Searcher::on_objectives`] gives, as Optuna's MOTPE does.
+    #[serde(default = "one_objective")]
+    pub n_objectives: usize,
 }
 
 impl Default for TpeConfig {
@@ -108,6 +125,7 @@ impl Default for TpeConfig {
             consider_endpoints: false,
             constant_liar: true,
             points_to_evaluate: Vec::new(),
+            n_objectives: 1,
         }
     }
 }
@@ -117,7 +135,7 @@ impl TpeConfig {
     /// told are "higher is better" (the metric's mode is already folded in).
     ///
     /// Refuses `grid_search` leaves, points naming keys the space lacks, `n_ei_candidates = 0`,
-    /// a negative or non-finite `prior_weight`, and `consider_prior = false`.
+    /// a negative or non-finite `prior_weight`, `consider_prior = false` and `n_objectives = 0`.
     pub fn build(self, space: Space, num_samples: i64) -> Result<TpeSearch, SpaceError> {
         let err = |path: &str, rule: String| SpaceError { path: path.into(), rule };
         let num_samples = numeric::parse_num_samples(num_samples)?;
@@ -133,6 +151,9 @@ impl TpeConfig {
                 "Optuna 5.0 always uses the prior; set prior_weight (0 makes it weightless) instead".into(),
             ));
         }
+        if self.n_objectives == 0 {
+            return Err(err("n_objectives", "must be at least 1, got 0".into()));
+        }
         let (leaves, dims) = numeric::compile(&space, "TPE")?;
         let presets = numeric::compile_points(&space, &self.points_to_evaluate)?;
         let n_dims = dims.len();
@@ -147,6 +168,7 @@ impl TpeConfig {
             n_ei_candidates: self.n_ei_candidates,
             multivariate: self.multivariate,
             constant_liar: self.constant_liar,
+            n_objectives: self.n_objectives,
             params,
             space,
             leaves,
@@ -172,9 +194,12 @@ struct Record {
     last: Option<(f64, f64)>,
     /// Dense index, in the order trials were added.
     slot: u32,
+    /// The objectives `on_objectives` gave (multi-objective only), higher is better.
+    objectives: Option<Vec<f64>>,
 }
 
-/// TPE over a [`Space`], as Optuna 5.0.0's `TPESampler` (single objective).
+/// TPE over a [`Space`], as Optuna 5.0.0's `TPESampler` (one objective, or several with
+/// `n_objectives`).
 ///
 /// `suggest` answers `Exhausted` once `num_samples` trials have been added; the first of them are
 /// `points_to_evaluate`, then random configs until `n_startup_trials` trials have finished, then
@@ -187,12 +212,16 @@ struct Record {
 /// the trial out of that dimension's estimator); `on_result` keeps the intermediate score of
 /// the furthest progress step (the first report of a step wins; an absent score counts as NaN);
 /// `on_complete` with a completed score makes the trial complete, without a score failed.
+/// With several objectives, `on_objectives` (before `on_complete`) records the trial's
+/// objectives, and a completed trial is complete when they are `n_objectives` long and hold no
+/// NaN, failed otherwise (its score is not read); intermediate results are not used.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TpeSearch {
     n_startup_trials: usize,
     n_ei_candidates: usize,
     multivariate: bool,
     constant_liar: bool,
+    n_objectives: usize,
     params: ParzenParams,
     space: Space,
     leaves: Vec<Leaf>,
@@ -245,8 +274,13 @@ impl TpeSearch {
 
     /// The records of the good and of the bad trials, each in trial order.
     fn split(&self, current: TrialId) -> (Vec<&Record>, Vec<&Record>) {
-        let trials = self.trials.iter().filter(|(id, _)| **id != current).map(|(id, r)| (*id, r.status));
-        let split = split_trials(trials, self.constant_liar);
+        let trials = self.trials.iter().filter(|(id, _)| **id != current);
+        let split = if self.n_objectives >= 2 {
+            let trials = trials.map(|(id, r)| (*id, r.status, r.objectives.as_deref()));
+            split_trials_multi_objective(trials, self.n_objectives, self.constant_liar)
+        } else {
+            split_trials(trials.map(|(id, r)| (*id, r.status)), self.constant_liar)
+        };
         let pick = |ids: &[TrialId]| -> Vec<&Record> {
             let mut want = ids.iter().peekable();
             let mut out = Vec::with_capacity(ids.len());
@@ -294,7 +328,8 @@ impl TpeSearch {
         let dists: Vec<TpeDistribution> = dims.iter().map(|&j| self.dims[j].dist.clone()).collect();
         let (below, nb, below_orders) = self.columns(&split.0, dims);
         let (above, na, above_orders) = self.columns(&split.1, dims);
-        let l = ParzenEstimator::from_columns(&below, &default_weights(nb), &dists, &self.params, below_orders).ok()?;
+        let below_weights = default_weights_below(nb, self.n_objectives);
+        let l = ParzenEstimator::from_columns(&below, &below_weights, &dists, &self.params, below_orders).ok()?;
         let g = ParzenEstimator::from_columns(&above, &default_weights(na), &dists, &self.params, above_orders).ok()?;
         let mut cands = l.sample(rng, self.n_ei_candidates);
         let d = dims.len();
@@ -410,7 +445,7 @@ impl Searcher for TpeSearch {
             let at = sorted.partition_point(|e| (e.0, e.1) < (entry.0, entry.1));
             sorted.insert(at, entry);
         }
-        self.trials.insert(trial, Record { values, status: TrialStatus::Running, last: None, slot });
+        self.trials.insert(trial, Record { values, status: TrialStatus::Running, last: None, slot, objectives: None });
     }
 
     fn on_result(&mut self, trial: TrialId, obs: &Observation) {
@@ -429,11 +464,34 @@ impl Searcher for TpeSearch {
         }
     }
 
+    fn on_objectives(&mut self, trial: TrialId, values: &[f64]) {
+        if self.n_objectives < 2 {
+            return;
+        }
+        if let Some(record) = self.trials.get_mut(&trial) {
+            if record.status == TrialStatus::Running {
+                record.objectives = Some(values.to_vec());
+            }
+        }
+    }
+
     fn on_complete(&mut self, trial: TrialId, outcome: &Outcome) {
         let Some(record) = self.trials.get_mut(&trial) else {
             return;
         };
         if record.status != TrialStatus::Running {
+            return;
+        }
+        if self.n_objectives >= 2 {
+            let usable = |v: &Vec<f64>| v.len() == self.n_objectives && !v.iter().any(|x| x.is_nan());
+            record.status = match outcome {
+                // The score is not read with several objectives; 0 keeps the record comparable.
+                Outcome::Completed { .. } if record.objectives.as_ref().is_some_and(usable) => {
+                    TrialStatus::Complete { score: 0.0 }
+                }
+                Outcome::Completed { .. } | Outcome::Failed => TrialStatus::Failed,
+                Outcome::Pruned { .. } => TrialStatus::Pruned { last: None },
+            };
             return;
         }
         record.status = match outcome {
