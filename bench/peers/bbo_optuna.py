@@ -7,7 +7,8 @@ memory) and prints one JSON line per run with the simple regret (best value so f
 known optimum) after each trial. Samplers: `tpe` = TPESampler(seed=seed) (Optuna 5.0's
 default: multivariate for one objective, constant liar), `random`, `cmaes` =
 CmaEsSampler(seed=seed) when the `cmaes` package is installed, `qmc` = QMCSampler(seed=seed).
-Same functions and domains as the Rust example, so runs pair by seed.
+Same functions and domains as the Rust example (including its four variants with integer,
+log-scale, categorical and ignored coordinates), so runs pair by seed.
 """
 
 import argparse
@@ -51,14 +52,39 @@ def ackley(x):
     return -20 * math.exp(-0.2 * math.sqrt(s1)) - math.exp(s2) + 20 + math.e
 
 
+def _u(bounds):
+    return [("float", lo, hi) for lo, hi in bounds]
+
+
+_INTS = list(range(-5, 6))
+_ST_INT_BEST = min((v ** 4 - 16 * v * v + 5 * v) / 2 for v in _INTS)
+
+# name: (domains, the best value over them, function, coordinates the function reads)
 FUNCS = {
-    "branin": ([(-5.0, 10.0), (0.0, 15.0)], 0.397887357729738, branin),
-    "hartmann6": ([(0.0, 1.0)] * 6, -3.32236801141551, hartmann6),
-    "rosenbrock5": ([(-5.0, 10.0)] * 5, 0.0, rosenbrock),
-    "levy10": ([(-10.0, 10.0)] * 10, 0.0, levy),
-    "styblinski_tang10": ([(-5.0, 5.0)] * 10, -39.16616570377142 * 10, styblinski_tang),
-    "ackley10": ([(-32.768, 32.768)] * 10, 0.0, ackley),
+    "branin": (_u([(-5.0, 10.0), (0.0, 15.0)]), 0.397887357729738, branin, 2),
+    "hartmann6": (_u([(0.0, 1.0)] * 6), -3.32236801141551, hartmann6, 6),
+    "rosenbrock5": (_u([(-5.0, 10.0)] * 5), 0.0, rosenbrock, 5),
+    "levy10": (_u([(-10.0, 10.0)] * 10), 0.0, levy, 10),
+    "styblinski_tang10": (_u([(-5.0, 5.0)] * 10), -39.16616570377142 * 10, styblinski_tang, 10),
+    "ackley10": (_u([(-32.768, 32.768)] * 10), 0.0, ackley, 10),
+    "branin_int": ([("int", -5, 10), ("int", 0, 15)],
+                   min(branin([a, b]) for a in range(-5, 11) for b in range(0, 16)), branin, 2),
+    "hartmann6_log": ([("log", 1e-3, 1.0)] * 6, -3.32236801141551, hartmann6, 6),
+    "styblinski_tang10_cat": ([("cat", _INTS)] * 5 + _u([(-5.0, 5.0)] * 5),
+                              5 * _ST_INT_BEST - 39.16616570377142 * 5, styblinski_tang, 10),
+    "ackley10_dummy": (_u([(-32.768, 32.768)] * 10 + [(0.0, 1.0)] * 10), 0.0, ackley, 10),
 }
+
+
+def _suggest(trial, i, d):
+    kind = d[0]
+    if kind == "float":
+        return trial.suggest_float(f"x{i}", d[1], d[2])
+    if kind == "int":
+        return trial.suggest_int(f"x{i}", d[1], d[2])
+    if kind == "log":
+        return trial.suggest_float(f"x{i}", d[1], d[2], log=True)
+    return trial.suggest_categorical(f"x{i}", d[1])
 
 
 def main():
@@ -78,7 +104,7 @@ def main():
         "qmc": lambda s: optuna.samplers.QMCSampler(seed=s),
     }
     for name in args.funcs.split(","):
-        bounds, opt, f = FUNCS[name]
+        dims, opt, f, used = FUNCS[name]
         for sampler in args.samplers.split(","):
             for seed in range(args.seeds):
                 study = optuna.create_study(sampler=make[sampler](seed))
@@ -86,7 +112,7 @@ def main():
                 regret = []
 
                 def objective(trial):
-                    return f([trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)])
+                    return f([_suggest(trial, i, d) for i, d in enumerate(dims)][:used])
 
                 def track(study, trial):
                     nonlocal best

@@ -9,19 +9,53 @@
 //! function's value is told as a completed trial) and prints one JSON line per run: the simple
 //! regret (best value so far minus the known optimum) after each trial. The functions and
 //! domains are the ones `bench/peers/bbo_optuna.py` gives Optuna, so runs pair by seed.
+//!
+//! Besides the six continuous functions, four variants test the other kinds of parameter:
+//! `branin_int` (both coordinates integers), `hartmann6_log` (every coordinate log-uniform on
+//! [0.001, 1]), `styblinski_tang10_cat` (the first five coordinates categorical over the integers
+//! -5..5, unordered) and `ackley10_dummy` (ten more coordinates the function ignores). Each
+//! variant's optimum is the best value its domain allows.
 
 use hyperfleet_searchers::{
-    trial_rng, CmaesConfig, Config, Outcome, QmcConfig, Searcher, Space, Suggestion, TpeConfig, TrialId,
+    trial_rng, CmaesConfig, Config, GpConfig, Outcome, QmcConfig, Searcher, Space, Suggestion, TpeConfig, TrialId,
 };
 use serde_json::{json, Value};
 use std::f64::consts::PI;
 
-/// A test function: name, its domain per coordinate, the known minimum, and the value.
+/// One coordinate's domain.
+#[derive(Clone)]
+enum D {
+    Uniform(f64, f64),
+    /// Integers `lo..=hi`.
+    Int(i64, i64),
+    Log(f64, f64),
+    /// Unordered choices among these values.
+    Cat(Vec<f64>),
+}
+
+impl D {
+    fn json(&self) -> Value {
+        match self {
+            D::Uniform(lo, hi) => json!({"uniform": [lo, hi]}),
+            D::Int(lo, hi) => json!({"randint": [lo, hi + 1]}),
+            D::Log(lo, hi) => json!({"loguniform": [lo, hi]}),
+            D::Cat(v) => json!({"choice": v}),
+        }
+    }
+}
+
+/// A test function: name, its domain per coordinate (the function reads the first `used`), the
+/// best value over that domain, and the value.
 struct Func {
     name: &'static str,
-    bounds: Vec<(f64, f64)>,
+    dims: Vec<D>,
+    used: usize,
     optimum: f64,
     f: fn(&[f64]) -> f64,
+}
+
+fn uniform(bounds: &[(f64, f64)]) -> Vec<D> {
+    bounds.iter().map(|(lo, hi)| D::Uniform(*lo, *hi)).collect()
 }
 
 fn branin(x: &[f64]) -> f64 {
@@ -69,18 +103,52 @@ fn ackley(x: &[f64]) -> f64 {
 }
 
 fn funcs() -> Vec<Func> {
+    let f = |name, bounds: Vec<(f64, f64)>, optimum, f| Func {
+        name,
+        used: bounds.len(),
+        dims: uniform(&bounds),
+        optimum,
+        f,
+    };
+    let st_one = |v: f64| (v.powi(4) - 16.0 * v * v + 5.0 * v) / 2.0;
+    let ints: Vec<f64> = (-5..=5).map(f64::from).collect();
+    let st_int_best = ints.iter().map(|v| st_one(*v)).fold(f64::INFINITY, f64::min);
+    let branin_int_best = (-5..=10)
+        .flat_map(|a| (0..=15).map(move |b| branin(&[f64::from(a), f64::from(b)])))
+        .fold(f64::INFINITY, f64::min);
+    let mut ackley_dummy = uniform(&[(-32.768, 32.768); 10]);
+    ackley_dummy.extend(uniform(&[(0.0, 1.0); 10]));
+    let mut st_cat: Vec<D> = (0..5).map(|_| D::Cat(ints.clone())).collect();
+    st_cat.extend(uniform(&[(-5.0, 5.0); 5]));
     vec![
-        Func { name: "branin", bounds: vec![(-5.0, 10.0), (0.0, 15.0)], optimum: 0.397_887_357_729_738, f: branin },
-        Func { name: "hartmann6", bounds: vec![(0.0, 1.0); 6], optimum: -3.322_368_011_415_51, f: hartmann6 },
-        Func { name: "rosenbrock5", bounds: vec![(-5.0, 10.0); 5], optimum: 0.0, f: rosenbrock },
-        Func { name: "levy10", bounds: vec![(-10.0, 10.0); 10], optimum: 0.0, f: levy },
+        f("branin", vec![(-5.0, 10.0), (0.0, 15.0)], 0.397_887_357_729_738, branin),
+        f("hartmann6", vec![(0.0, 1.0); 6], -3.322_368_011_415_51, hartmann6),
+        f("rosenbrock5", vec![(-5.0, 10.0); 5], 0.0, rosenbrock),
+        f("levy10", vec![(-10.0, 10.0); 10], 0.0, levy),
+        f("styblinski_tang10", vec![(-5.0, 5.0); 10], -39.166_165_703_771_42 * 10.0, styblinski_tang),
+        f("ackley10", vec![(-32.768, 32.768); 10], 0.0, ackley),
         Func {
-            name: "styblinski_tang10",
-            bounds: vec![(-5.0, 5.0); 10],
-            optimum: -39.166_165_703_771_42 * 10.0,
+            name: "branin_int",
+            dims: vec![D::Int(-5, 10), D::Int(0, 15)],
+            used: 2,
+            optimum: branin_int_best,
+            f: branin,
+        },
+        Func {
+            name: "hartmann6_log",
+            dims: vec![D::Log(1e-3, 1.0); 6],
+            used: 6,
+            optimum: -3.322_368_011_415_51,
+            f: hartmann6,
+        },
+        Func {
+            name: "styblinski_tang10_cat",
+            dims: st_cat,
+            used: 10,
+            optimum: 5.0 * st_int_best - 39.166_165_703_771_42 * 5.0,
             f: styblinski_tang,
         },
-        Func { name: "ackley10", bounds: vec![(-32.768, 32.768); 10], optimum: 0.0, f: ackley },
+        Func { name: "ackley10_dummy", dims: ackley_dummy, used: 10, optimum: 0.0, f: ackley },
     ]
 }
 
@@ -93,14 +161,16 @@ fn searcher(method: &str, space: &Space) -> Box<dyn Searcher> {
         }
         "qmc" => Box::new(QmcConfig::default().build(space.clone(), -1).unwrap()),
         "cmaes" => Box::new(CmaesConfig::default().build(space.clone(), -1).unwrap()),
-        other => panic!("unknown method {other} (known: random, tpe, tpe_independent, qmc, cmaes)"),
+        "gp" => Box::new(GpConfig::default().build(space.clone(), -1).unwrap()),
+        "bohb" => Box::new(hyperfleet_searchers::BohbConfig::default().build(space.clone(), -1).unwrap()),
+        other => panic!("unknown method {other} (known: random, tpe, tpe_independent, qmc, cmaes, gp, bohb)"),
     }
 }
 
 fn run(func: &Func, method: &str, seed: u64, trials: u64) -> Vec<f64> {
     let mut space = serde_json::Map::new();
-    for (i, (lo, hi)) in func.bounds.iter().enumerate() {
-        space.insert(format!("x{i}"), json!({"uniform": [lo, hi]}));
+    for (i, d) in func.dims.iter().enumerate() {
+        space.insert(format!("x{i}"), d.json());
     }
     let space = Space::parse(&Value::Object(space)).unwrap();
     let mut s = searcher(method, &space);
@@ -112,7 +182,7 @@ fn run(func: &Func, method: &str, seed: u64, trials: u64) -> Vec<f64> {
             panic!("{method} did not suggest at trial {t}")
         };
         s.on_trial_add(id, &c);
-        let x: Vec<f64> = (0..func.bounds.len()).map(|i| value(&c, i)).collect();
+        let x: Vec<f64> = (0..func.used).map(|i| value(&c, i)).collect();
         let y = (func.f)(&x);
         s.on_complete(id, &Outcome::Completed { score: Some(-y) });
         best = best.min(y);
