@@ -131,3 +131,47 @@ def test_repeater_runs_each_config_repeat_times(storage):
     for a, b in zip(configs[::2], configs[1::2]):
         assert a["x"] == b["x"] and (a["__trial_index__"], b["__trial_index__"]) == (0, 1)
     assert len({c["x"] for c in configs}) == 4
+
+
+def test_gp_search_runs_from_python_and_beats_random_search(storage):
+    g_best, configs = _best(storage, "gp", tune.search.GPSearch(seed=0, n_startup_trials=8))
+    r_best, _ = _best(storage, "rnd_g", tune.search.BasicVariantGenerator(random_state=0))
+    # A GP on a 2-D bowl with 40 trials lands within a hair of the minimum; random search does not.
+    assert g_best < 1e-2 and g_best < r_best / 10, (g_best, r_best)
+    assert len({(c["x"], c["y"]) for c in configs}) == 40
+    with pytest.raises(ValueError, match="one metric"):
+        tune.search.GPSearch(metric=["a", "b"], mode=["min", "min"])
+    # Ray's name for porting scripts.
+    assert tune.search.BayesOptSearch(random_search_steps=5).to_spec()["options"]["n_startup_trials"] == 5
+
+
+def test_bohb_with_hyperband_for_bohb_learns_from_rung_budgets(storage):
+    from hyperfleet.tune.schedulers import HyperBandForBOHB
+
+    import trainables
+
+    def run(name, search_alg):
+        return tune.Tuner(
+            trainables.learning_curve,
+            param_space={"q": tune.uniform(0, 1), "max_t": 9},
+            tune_config=tune.TuneConfig(metric="loss", mode="min", num_samples=40, max_concurrent_trials=1,
+                                        search_alg=search_alg,
+                                        scheduler=HyperBandForBOHB(max_t=9, reduction_factor=3)),
+            run_config=tune.RunConfig(name=name, storage_path=storage, verbose=0),
+        ).fit()
+
+    grid = run("bohb", tune.search.BOHBSearch(seed=0))
+    rnd = run("rnd_b", tune.search.BasicVariantGenerator(random_state=0))
+    assert len(grid) == 40 and grid.num_errors == 0
+    qs = [r.config["q"] for r in sorted(grid, key=lambda r: r.trial_id)]
+    rqs = [r.config["q"] for r in sorted(rnd, key=lambda r: r.trial_id)]
+    # Results at rung budget 1 carry no information here (every curve starts at 1); those at 3 and
+    # 9 do, and once BOHB's model for them has enough points its suggestions gather near q = 0 (the
+    # lowest floor). Measured: the median of the last 20 suggestions is 0.036 (seeds 2, 3: 0.04,
+    # 0.019; seed 1 settled on 0.40); random search's is 0.70.
+    def late_median(xs):
+        return sorted(xs[20:])[10]
+    assert late_median(qs) < 0.1 and late_median(rqs) > 0.3, (qs, rqs)
+    # Same seed, one trial at a time: the same configs (the model is a pure function of the results).
+    again = run("bohb2", tune.search.TuneBOHB(seed=0))
+    assert [r.config["q"] for r in sorted(again, key=lambda r: r.trial_id)] == qs

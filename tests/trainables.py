@@ -296,3 +296,9 @@ def uneven_reports(config):
     n = 1 if train.get_context().get_world_rank() == 1 else 3
     for i in range(n):
         train.report({"i": i})
+
+
+def two_objectives(config):
+    """Reports f1 = x^2 and f2 = (x - 2)^2: every x in [0, 2] is Pareto-optimal."""
+    x = config["x"]
+    tune.report({"f1": x * x, "f2": (x - 2) ** 2})

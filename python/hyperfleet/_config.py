@@ -101,8 +101,8 @@ class RunConfig:
 class TuneConfig:
     """What to optimise and how many trials (Ray's ``TuneConfig``)."""
 
-    metric: Optional[str] = None
-    mode: Optional[str] = None
+    metric: Optional[Union[str, List[str]]] = None
+    mode: Optional[Union[str, List[str]]] = None
     num_samples: int = 1
     max_concurrent_trials: Optional[int] = None
     time_budget_s: Optional[float] = None
@@ -116,7 +116,16 @@ class TuneConfig:
     reserve_after_s: float = 60.0
 
     def __post_init__(self) -> None:
-        _check(self.mode in (None, "min", "max"), "TuneConfig(mode=...)", "'min' or 'max'", self.mode)
+        if isinstance(self.metric, list) or isinstance(self.mode, list):
+            # Several objectives: a list of metrics and one mode for each.
+            _check(isinstance(self.metric, list) and isinstance(self.mode, list) and len(self.metric) == len(self.mode)
+                   and len(self.metric) >= 1 and all(isinstance(m, str) for m in self.metric),
+                   "TuneConfig(metric=[...], mode=[...])", "lists of metric names and modes of the same length",
+                   (self.metric, self.mode))
+            for m in self.mode or []:
+                _check(m in ("min", "max"), "TuneConfig(mode=[...])", "'min' or 'max' for each metric", m)
+        else:
+            _check(self.mode in (None, "min", "max"), "TuneConfig(mode=...)", "'min' or 'max'", self.mode)
         _check((self.metric is None) == (self.mode is None), "TuneConfig(metric=..., mode=...)",
                "both metric and mode, or neither", (self.metric, self.mode))
         _check(isinstance(self.num_samples, int) and (self.num_samples >= 1 or self.num_samples == -1),

@@ -1,7 +1,9 @@
 //! The experiment spec: one serde model for the TOML file and the Python API.
 
 use hyperfleet_scheduler::SchedulerConfig;
-use hyperfleet_searchers::{BasicVariantConfig, CmaesConfig, QmcConfig, Searcher, Space, TpeConfig};
+use hyperfleet_searchers::{
+    BasicVariantConfig, BohbConfig, CmaesConfig, GpConfig, QmcConfig, Searcher, Space, TpeConfig,
+};
 use hyperfleet_train::{GangSpec, PlacementStrategy, Resources};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -63,41 +65,159 @@ impl ClusterSpec {
 
 /// `[experiment]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawExperiment", into = "RawExperiment")]
 pub struct ExperimentSection {
     /// Experiment name: the folder under `storage`.
-    #[serde(default)]
     pub name: Option<String>,
     /// Root folder of experiments (`~` expanded).
-    #[serde(default = "default_storage")]
     pub storage: String,
-    /// The metric to optimise.
-    #[serde(default)]
+    /// The metric to optimise (the first, when there are several).
     pub metric: Option<String>,
-    /// `min` or `max`.
-    #[serde(default)]
+    /// `min` or `max` (of the first metric).
     pub mode: Option<Mode>,
+    /// Every objective, in order, when there are two or more (`metric = ["loss", "latency"]`);
+    /// empty for one.
+    pub objectives: Vec<(String, Mode)>,
     /// Samples of the space (each grid point this many times); -1 runs until stopped.
-    #[serde(default = "one")]
     pub num_samples: i64,
     /// Most trials running at once (default: whatever fits).
-    #[serde(default)]
     pub max_concurrent_trials: Option<usize>,
     /// Wall-clock budget for the whole experiment, in seconds.
-    #[serde(default)]
     pub time_budget_s: Option<f64>,
     /// Keep warm worker processes for the next trial (default: on for trials without GPUs).
-    #[serde(default)]
     pub reuse_workers: Option<bool>,
     /// 0 silent, 1 status lines, 2 status and trial table, 3 also every result.
-    #[serde(default = "two")]
     pub verbose: u8,
     /// Extra import paths for Python workers.
-    #[serde(default)]
     pub python_path: Vec<String>,
     /// When `report()` returns: once its result is committed (`durable`), or once it is queued (`relaxed`).
-    #[serde(default)]
     pub durability: Durability,
+}
+
+/// `[experiment]` as written: `metric`/`mode` may be one name or a list (several objectives).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExperiment {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default = "default_storage")]
+    storage: String,
+    #[serde(default)]
+    metric: Option<OneOrMany<String>>,
+    #[serde(default)]
+    mode: Option<OneOrMany<Mode>>,
+    #[serde(default = "one")]
+    num_samples: i64,
+    #[serde(default)]
+    max_concurrent_trials: Option<usize>,
+    #[serde(default)]
+    time_budget_s: Option<f64>,
+    #[serde(default)]
+    reuse_workers: Option<bool>,
+    #[serde(default = "two")]
+    verbose: u8,
+    #[serde(default)]
+    python_path: Vec<String>,
+    #[serde(default)]
+    durability: Durability,
+}
+
+/// One value or a list of them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+/// By hand rather than `untagged`, so that a bad value's own error (`unknown variant `best``) reaches the user.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, value::SeqAccessDeserializer, value::StrDeserializer, SeqAccess, Visitor};
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                T::deserialize(StrDeserializer::<E>::new(s)).map(OneOrMany::One)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl TryFrom<RawExperiment> for ExperimentSection {
+    type Error = String;
+    fn try_from(r: RawExperiment) -> Result<Self, String> {
+        let metrics = match r.metric {
+            None => vec![],
+            Some(OneOrMany::One(m)) => vec![m],
+            Some(OneOrMany::Many(ms)) => ms,
+        };
+        let modes = match r.mode {
+            None => vec![],
+            Some(OneOrMany::One(m)) => vec![m],
+            Some(OneOrMany::Many(ms)) => ms,
+        };
+        if metrics.len() > 1 || modes.len() > 1 {
+            if metrics.len() != modes.len() {
+                return Err(format!(
+                    "experiment.metric and experiment.mode: expected lists of the same length (one mode per metric), got {} metric(s) and {} mode(s)",
+                    metrics.len(),
+                    modes.len()
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if let Some(d) = metrics.iter().find(|m| !seen.insert(m.as_str())) {
+                return Err(format!("experiment.metric: {d:?} is listed twice"));
+            }
+        }
+        let objectives =
+            if metrics.len() > 1 { metrics.iter().cloned().zip(modes.iter().copied()).collect() } else { vec![] };
+        Ok(ExperimentSection {
+            metric: metrics.into_iter().next(),
+            mode: modes.into_iter().next(),
+            objectives,
+            name: r.name,
+            storage: r.storage,
+            num_samples: r.num_samples,
+            max_concurrent_trials: r.max_concurrent_trials,
+            time_budget_s: r.time_budget_s,
+            reuse_workers: r.reuse_workers,
+            verbose: r.verbose,
+            python_path: r.python_path,
+            durability: r.durability,
+        })
+    }
+}
+
+impl From<ExperimentSection> for RawExperiment {
+    fn from(e: ExperimentSection) -> Self {
+        let (metric, mode) = if e.objectives.len() > 1 {
+            let (ms, ds): (Vec<String>, Vec<Mode>) = e.objectives.into_iter().unzip();
+            (Some(OneOrMany::Many(ms)), Some(OneOrMany::Many(ds)))
+        } else {
+            (e.metric.map(OneOrMany::One), e.mode.map(OneOrMany::One))
+        };
+        RawExperiment {
+            metric,
+            mode,
+            name: e.name,
+            storage: e.storage,
+            num_samples: e.num_samples,
+            max_concurrent_trials: e.max_concurrent_trials,
+            time_budget_s: e.time_budget_s,
+            reuse_workers: e.reuse_workers,
+            verbose: e.verbose,
+            python_path: e.python_path,
+            durability: e.durability,
+        }
+    }
 }
 
 /// When a trial's `report()` is acknowledged.
@@ -384,6 +504,14 @@ pub struct Validated {
 }
 
 impl Spec {
+    /// Whether a resume needs each result's replay-log entry: not when the scheduler is FIFO and
+    /// the searcher learns nothing from intermediate results (random or grid search), since
+    /// replaying them changes no state; skipping them saves a page write per commit.
+    pub fn replays_results(&self) -> bool {
+        !(matches!(self.scheduler, SchedulerConfig::Fifo)
+            && matches!(self.search.algorithm.as_str(), "random" | "grid"))
+    }
+
     /// Checks everything that can be checked before anything runs.
     pub fn validate(&self) -> Result<Validated, SpecError> {
         let e = &self.experiment;
@@ -437,7 +565,7 @@ impl Spec {
                     return Err(err(format!("search.options.{k}"), "random and grid search take no options"));
                 }
             }
-            "tpe" | "cmaes" => {
+            "tpe" | "cmaes" | "gp" | "bohb" => {
                 if e.metric.is_none() || e.mode.is_none() {
                     return Err(err(
                         "search.algorithm",
@@ -452,7 +580,28 @@ impl Spec {
             other => {
                 return Err(err(
                     "search.algorithm",
-                    format!("expected \"random\", \"grid\", \"tpe\", \"qmc\" or \"cmaes\", got {other:?}"),
+                    format!(
+                        "expected \"random\", \"grid\", \"tpe\", \"gp\", \"qmc\", \"cmaes\" or \"bohb\", got {other:?}"
+                    ),
+                ));
+            }
+        }
+        if !e.objectives.is_empty() {
+            if !matches!(self.scheduler, SchedulerConfig::Fifo) {
+                return Err(err(
+                    "scheduler.kind",
+                    "a trial scheduler decides on one metric; an experiment with several objectives \
+                     (experiment.metric = [...]) runs with kind = \"fifo\"",
+                ));
+            }
+            if !matches!(self.search.algorithm.as_str(), "random" | "grid" | "basic_variant" | "qmc" | "tpe") {
+                return Err(err(
+                    "search.algorithm",
+                    format!(
+                        "{:?} optimises one metric; with several objectives use \"tpe\" (multi-objective TPE), \
+                         \"random\", \"grid\" or \"qmc\"",
+                        self.search.algorithm
+                    ),
                 ));
             }
         }
@@ -547,7 +696,11 @@ impl Spec {
         let se = |e: hyperfleet_searchers::SpaceError| err(format!("search.{}", e.path), e.rule);
         Ok(match self.search.algorithm.as_str() {
             "tpe" => {
-                let c = TpeConfig { points_to_evaluate: self.search.points_to_evaluate.clone(), ..self.options()? };
+                let c = TpeConfig {
+                    points_to_evaluate: self.search.points_to_evaluate.clone(),
+                    n_objectives: self.experiment.objectives.len().max(1),
+                    ..self.options()?
+                };
                 Box::new(c.build(space, n).map_err(se)?)
             }
             "qmc" => {
@@ -566,6 +719,16 @@ impl Spec {
                     seed: o.seed.or(self.search.seed),
                     ..o
                 };
+                Box::new(c.build(space, n).map_err(se)?)
+            }
+            "gp" => {
+                let o: GpConfig = self.options()?;
+                let c = GpConfig { points_to_evaluate: self.search.points_to_evaluate.clone(), ..o };
+                Box::new(c.build(space, n).map_err(se)?)
+            }
+            "bohb" => {
+                let o: BohbConfig = self.options()?;
+                let c = BohbConfig { points_to_evaluate: self.search.points_to_evaluate.clone(), ..o };
                 Box::new(c.build(space, n).map_err(se)?)
             }
             _ => Box::new(self.searcher_config().build(space, n).map_err(se)?),

@@ -7,7 +7,7 @@ import math
 import os
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from hyperfleet._checkpoint import Checkpoint
 from hyperfleet.exceptions import TrialError
@@ -70,14 +70,15 @@ def _all_results(experiment_path: str, seq: int) -> List[Dict[str, Any]]:
 class ResultGrid:
     """All trials of an experiment: iterate, index, pick the best, or get a DataFrame."""
 
-    def __init__(self, experiment_path: str, metric: Optional[str] = None, mode: Optional[str] = None) -> None:
+    def __init__(self, experiment_path: str, metric: Optional[Union[str, List[str]]] = None,
+                 mode: Optional[Union[str, List[str]]] = None) -> None:
         self._path = os.path.abspath(experiment_path)
         with _connect(self._path) as c:
             meta = dict(c.execute("SELECT key, value FROM experiment"))
             spec = json.loads(meta.get("spec", "{}"))
             exp = spec.get("experiment", {})
-            self._metric = metric or exp.get("metric")
-            self._mode = mode or exp.get("mode")
+            self._metric: Optional[Union[str, List[str]]] = metric or exp.get("metric")
+            self._mode: Optional[Union[str, List[str]]] = mode or exp.get("mode")
             self._status = meta.get("status", "")
             trials = c.execute(
                 "SELECT seq, trial_id, config, status, error, traceback, logdir, stop_reason FROM trials ORDER BY seq"
@@ -156,8 +157,11 @@ class ResultGrid:
         filter_nan_and_inf: bool = True,
     ) -> Result:
         """The trial with the best ``metric`` under ``mode``, judged by ``scope`` (Ray's rules)."""
-        metric = metric or self._metric
-        mode = mode or self._mode
+        if metric is None and isinstance(self._metric, list):
+            raise ValueError(f"get_best_result: the experiment has several objectives {self._metric}: no single trial "
+                             "is best; use get_pareto_front(), or pass metric='...' and mode='min'|'max'")
+        metric = metric or self._metric  # type: ignore[assignment]
+        mode = mode or self._mode  # type: ignore[assignment]
         if not metric or not mode:
             raise ValueError(
                 "get_best_result: no metric/mode given and the experiment has none; pass metric='...' and mode='min'|'max'"
@@ -190,6 +194,39 @@ class ResultGrid:
         if best is None:
             raise RuntimeError(f"get_best_result: no trial reported a finite `{metric}`")
         return best
+
+    def get_pareto_front(self, metric: Optional[List[str]] = None, mode: Optional[List[str]] = None) -> List[Result]:
+        """The trials no other trial dominates on ``metric`` (each under its ``mode``), by their last results.
+
+        A trial dominates another when it is at least as good on every metric and better on one.
+        Defaults to the experiment's objectives; trials lacking a finite value of some metric are
+        left out. Sorted by the first metric, best first.
+        """
+        metrics = metric if metric is not None else self._metric
+        modes = mode if mode is not None else self._mode
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        if isinstance(modes, str):
+            modes = [modes]
+        if not metrics or not modes or len(metrics) != len(modes):
+            raise ValueError("get_pareto_front: expected metric=[...] and mode=[...] of the same length (or an "
+                             f"experiment with several objectives), got metric={metrics!r}, mode={modes!r}")
+        for m in modes:
+            if m not in ("min", "max"):
+                raise ValueError(f"get_pareto_front(mode=...): expected 'min' or 'max' for each metric, got {m!r}")
+        points: List[Tuple[List[float], Result]] = []
+        for r in self._results:
+            vals = [_num((r.metrics or {}).get(k)) for k in metrics]
+            if all(math.isfinite(v) for v in vals):
+                # Lower is better on every axis.
+                points.append(([v if md == "min" else -v for v, md in zip(vals, modes)], r))
+
+        def dominates(a: List[float], b: List[float]) -> bool:
+            return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+
+        front = [(p, r) for p, r in points if not any(dominates(q, p) for q, _ in points)]
+        front.sort(key=lambda pr: pr[0])
+        return [r for _, r in front]
 
     def get_dataframe(self, filter_metric: Optional[str] = None, filter_mode: Optional[str] = None) -> Any:
         """One row per trial: its last result, ``config/...`` columns and ``logdir``."""

@@ -117,7 +117,17 @@ impl Algorithms {
     }
 
     /// A trial ended; returns the log entry.
-    pub(crate) fn end(&mut self, trial: u64, outcome: &Outcome, end: TrialEnd, last: Option<&SchedResult>) -> Value {
+    pub(crate) fn end(
+        &mut self,
+        trial: u64,
+        outcome: &Outcome,
+        end: TrialEnd,
+        last: Option<&SchedResult>,
+        objectives: Option<&[f64]>,
+    ) -> Value {
+        if let Some(v) = objectives {
+            self.searcher.on_objectives(TrialId(trial), v);
+        }
         self.searcher.on_complete(TrialId(trial), outcome);
         self.scheduler.on_trial_complete(TrialId(trial), end, last);
         let (o, score) = match outcome {
@@ -125,8 +135,12 @@ impl Algorithms {
             Outcome::Pruned { score } => ("pruned", *score),
             Outcome::Failed => ("failed", None),
         };
-        json!({"outcome": o, "score": score, "end": end_str(end),
-               "last": last.map(|l| json!({"progress": l.progress, "score": score_json(l.score), "queued": l.queued}))})
+        let mut entry = json!({"outcome": o, "score": score, "end": end_str(end),
+               "last": last.map(|l| json!({"progress": l.progress, "score": score_json(l.score), "queued": l.queued}))});
+        if let Some(v) = objectives {
+            entry["objectives"] = json!(v);
+        }
+        entry
     }
 
     /// The searcher is exhausted; returns the log entry.
@@ -199,7 +213,9 @@ impl Algorithms {
                     score: score_back(&l["score"]),
                     queued: l["queued"].as_u64().unwrap_or(0) as usize,
                 });
-                self.end(row.trial, &outcome, end, last.as_ref());
+                let objectives: Option<Vec<f64>> =
+                    d["objectives"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect());
+                self.end(row.trial, &outcome, end, last.as_ref(), objectives.as_deref());
             }
             _ => {}
         }

@@ -396,7 +396,8 @@ impl Controller {
         if self.spec.experiment.durability == crate::spec::Durability::Relaxed {
             ack.drain(..).for_each(|a| a.send());
         }
-        self.store_result(&m, ResultWrite { seq, iteration, ckpt, delete, ack, log: Some(entry) });
+        let log = self.log_results.then_some(entry);
+        self.store_result(&m, ResultWrite { seq, iteration, ckpt, delete, ack, log });
         if stop {
             let score = obs.score;
             let outcome = if pruned { Outcome::Pruned { score } } else { Outcome::Completed { score } };
@@ -609,7 +610,19 @@ impl Controller {
         t.ending = true;
         let id = t.id.clone();
         let last = t.last_sched.clone();
-        let entry = self.algo.end(seq, &outcome, end, last.as_ref()).to_string();
+        // Every objective of the last result (higher is better), when there are several and all are numbers.
+        let objectives: Option<Vec<f64>> = match (&outcome, &t.last_result) {
+            (Outcome::Failed, _) | (_, None) => None,
+            (_, Some(m)) if !self.spec.experiment.objectives.is_empty() => self
+                .spec
+                .experiment
+                .objectives
+                .iter()
+                .map(|(metric, mode)| m.get(metric)?.as_f64().filter(|v| v.is_finite()).map(|v| mode.score(v)))
+                .collect(),
+            _ => None,
+        };
+        let entry = self.algo.end(seq, &outcome, end, last.as_ref(), objectives.as_deref()).to_string();
         self.set_status(seq, status, error, reason);
         self.store.write(
             move |c| store::append_log(c, seq, "end", &entry),

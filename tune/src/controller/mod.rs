@@ -230,6 +230,8 @@ pub struct Controller {
     last_progress: Option<Instant>,
     /// `[experiment] reuse_workers` when given; otherwise groups without GPUs are kept warm.
     reuse: Option<bool>,
+    /// Whether results go into the replay log (`Spec::replays_results`).
+    log_results: bool,
     max_concurrent: usize,
 }
 

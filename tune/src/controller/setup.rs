@@ -445,6 +445,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         shutdown_seen: 0,
         last_progress: None,
         reuse,
+        log_results: spec.replays_results(),
         max_concurrent,
         elapsed_before,
         elapsed_saved: Instant::now(),

@@ -19,6 +19,7 @@ __all__ = [
     "ASHAScheduler",
     "ASHAPromotionScheduler",
     "HyperBandScheduler",
+    "HyperBandForBOHB",
     "MedianStoppingRule",
     "PopulationBasedTraining",
     "PopulationBasedTrainingReplay",
@@ -144,6 +145,14 @@ class HyperBandScheduler(TrialScheduler):
 
     def to_spec(self) -> Dict[str, Any]:
         return dict(self._spec)
+
+
+class HyperBandForBOHB(HyperBandScheduler):
+    """HyperBand as BOHB runs it (Ray's name): pair with ``tune.search.BOHBSearch``.
+
+    Brackets fill in order as new trials arrive; a trial pauses at each rung budget, and the
+    results it reported at that budget feed BOHB's model for that budget.
+    """
 
 
 class MedianStoppingRule(TrialScheduler):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from hyperfleet.tune.search.sample import Domain, grid_search, sample_from  # noqa: F401
 
 __all__ = ["Searcher", "BasicVariantGenerator", "ConcurrencyLimiter", "Repeater", "TPESearch", "OptunaSearch",
-           "QMCSearch", "CMAESSearch"]
+           "GPSearch", "BayesOptSearch", "BOHBSearch", "TuneBOHB", "QMCSearch", "CMAESSearch"]
 
 
 class Searcher:
@@ -76,13 +76,14 @@ class TPESearch(Searcher):
     Multivariate by default (one joint density over all parameters, as Optuna 5.0 does for a
     single objective), constant liar on (running trials count as bad, so parallel suggestions
     spread out). Random until ``n_startup_trials`` trials have finished. ``metric``/``mode``
-    may be given here instead of in ``TuneConfig``. Runs in the Rust core.
+    may be given here instead of in ``TuneConfig``; lists (``metric=["loss", "latency"],
+    mode=["min", "min"]``) make it Optuna's multi-objective TPE. Runs in the Rust core.
     """
 
     def __init__(
         self,
-        metric: Optional[str] = None,
-        mode: Optional[str] = None,
+        metric: Optional[Union[str, List[str]]] = None,
+        mode: Optional[Union[str, List[str]]] = None,
         points_to_evaluate: Optional[List[Dict[str, Any]]] = None,
         n_startup_trials: int = 10,
         n_ei_candidates: int = 24,
@@ -93,9 +94,7 @@ class TPESearch(Searcher):
         constant_liar: bool = True,
         seed: Optional[int] = None,
     ) -> None:
-        if (metric is None) != (mode is None) or mode not in (None, "min", "max"):
-            raise ValueError(f"TPESearch(metric=..., mode=...): expected both (mode 'min' or 'max') or neither, "
-                             f"got metric={metric!r}, mode={mode!r}")
+        _objectives("TPESearch", metric, mode)
         if points_to_evaluate is not None and not (
             isinstance(points_to_evaluate, list) and all(isinstance(p, dict) for p in points_to_evaluate)
         ):
@@ -143,8 +142,8 @@ class OptunaSearch(TPESearch):
     def __init__(
         self,
         space: Any = None,
-        metric: Optional[str] = None,
-        mode: Optional[str] = None,
+        metric: Optional[Union[str, List[str]]] = None,
+        mode: Optional[Union[str, List[str]]] = None,
         points_to_evaluate: Optional[List[Dict[str, Any]]] = None,
         sampler: Any = None,
         seed: Optional[int] = None,
@@ -156,6 +155,18 @@ class OptunaSearch(TPESearch):
             raise ValueError("OptunaSearch(sampler=...): only the default TPE sampler runs in hyperfleet; "
                              "use TPESearch(...) for its options")
         super().__init__(metric=metric, mode=mode, points_to_evaluate=points_to_evaluate, seed=seed)
+
+
+def _objectives(name: str, metric: Any, mode: Any) -> None:
+    """Checks one metric and mode, several (lists of the same length), or neither."""
+    if isinstance(metric, list) or isinstance(mode, list):
+        ok = (isinstance(metric, list) and isinstance(mode, list) and len(metric) == len(mode) >= 1
+              and all(isinstance(m, str) for m in metric) and all(m in ("min", "max") for m in mode))
+    else:
+        ok = (metric is None) == (mode is None) and mode in (None, "min", "max")
+    if not ok:
+        raise ValueError(f"{name}(metric=..., mode=...): expected both (mode 'min' or 'max'; or lists of the same "
+                         f"length for several objectives) or neither, got metric={metric!r}, mode={mode!r}")
 
 
 def _points(name: str, points: Optional[List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
@@ -225,6 +236,108 @@ class CMAESSearch(Searcher):
         if self.metric is not None:
             out["metric"], out["mode"] = self.metric, self.mode
         return out
+
+
+class GPSearch(Searcher):
+    """Gaussian-process Bayesian optimisation: Matérn-5/2 kernel with a length scale per parameter,
+    hyperparameters fitted by MAP with L-BFGS, log expected improvement maximised from random
+    starts; integer and categorical parameters searched value by value; running trials count as
+    the worst score seen (constant liar). Quasi-random until ``n_startup_trials`` have a score.
+    ``metric``/``mode`` may be given here instead of in ``TuneConfig``. Runs in the Rust core.
+    """
+
+    def __init__(self, metric: Optional[str] = None, mode: Optional[str] = None, n_startup_trials: int = 10,
+                 n_candidates: int = 2048, n_local_search: int = 10, deterministic_objective: bool = False,
+                 seed: Optional[int] = None, points_to_evaluate: Optional[List[Dict[str, Any]]] = None) -> None:
+        if isinstance(metric, list) or isinstance(mode, list):
+            raise ValueError("GPSearch(metric=..., mode=...): optimises one metric; use TPESearch for several")
+        _objectives("GPSearch", metric, mode)
+        for name, v, lo in (("n_startup_trials", n_startup_trials, 1), ("n_candidates", n_candidates, 1),
+                            ("n_local_search", n_local_search, 0)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ValueError(f"GPSearch({name}=...): expected an integer >= {lo}, got {v!r}")
+        self.metric, self.mode = metric, mode
+        self.options: Dict[str, Any] = {"n_startup_trials": n_startup_trials, "n_candidates": n_candidates,
+                                        "n_local_search": n_local_search,
+                                        "deterministic_objective": bool(deterministic_objective)}
+        self.seed = _seed("GPSearch", seed)
+        self.points_to_evaluate = _points("GPSearch", points_to_evaluate)
+
+    def to_spec(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"algorithm": "gp", "options": dict(self.options), "seed": self.seed,
+                               "points_to_evaluate": self.points_to_evaluate, "max_concurrent": 0, "batch": False}
+        if self.metric is not None:
+            out["metric"], out["mode"] = self.metric, self.mode
+        return out
+
+
+class BayesOptSearch(GPSearch):
+    """Ray's ``BayesOptSearch`` name for porting scripts: GP Bayesian optimisation (``GPSearch``).
+
+    ``random_search_steps`` is the number of quasi-random trials before the GP is used; ``space``
+    must be None (use ``param_space``); the ``utility_kwargs`` of bayes_opt do not apply (log-EI).
+    """
+
+    def __init__(self, space: Any = None, metric: Optional[str] = None, mode: Optional[str] = None,
+                 points_to_evaluate: Optional[List[Dict[str, Any]]] = None, random_search_steps: int = 10,
+                 random_state: Optional[int] = None, **_unused: Any) -> None:
+        if space is not None:
+            raise ValueError("BayesOptSearch(space=...): pass the search space as Tuner(param_space=...)")
+        super().__init__(metric=metric, mode=mode, n_startup_trials=max(1, random_search_steps),
+                         seed=random_state, points_to_evaluate=points_to_evaluate)
+
+
+class BOHBSearch(Searcher):
+    """BOHB's model (Falkner et al. 2018): a kernel density estimate per budget, built from the
+    largest budget with enough results, good (top ``top_n_percent``) over bad; ``random_fraction``
+    of configs random. Pair it with ``tune.schedulers.HyperBandForBOHB``: the results trials report
+    at each rung budget feed that budget's model. ``metric``/``mode`` may be given here instead of
+    in ``TuneConfig``. Runs in the Rust core.
+    """
+
+    def __init__(self, metric: Optional[str] = None, mode: Optional[str] = None,
+                 min_points_in_model: Optional[int] = None, top_n_percent: int = 15, num_samples: int = 64,
+                 random_fraction: float = 1 / 3, bandwidth_factor: float = 3.0, min_bandwidth: float = 1e-3,
+                 seed: Optional[int] = None, points_to_evaluate: Optional[List[Dict[str, Any]]] = None) -> None:
+        if isinstance(metric, list) or isinstance(mode, list):
+            raise ValueError("BOHBSearch(metric=..., mode=...): optimises one metric; use TPESearch for several")
+        _objectives("BOHBSearch", metric, mode)
+        if not (isinstance(top_n_percent, int) and 1 <= top_n_percent <= 99):
+            raise ValueError(f"BOHBSearch(top_n_percent=...): expected an integer in 1..99, got {top_n_percent!r}")
+        if not (isinstance(num_samples, int) and num_samples >= 1):
+            raise ValueError(f"BOHBSearch(num_samples=...): expected an integer >= 1, got {num_samples!r}")
+        if not (isinstance(random_fraction, (int, float)) and 0 <= random_fraction <= 1):
+            raise ValueError(f"BOHBSearch(random_fraction=...): expected a number in [0, 1], got {random_fraction!r}")
+        for name, v in (("bandwidth_factor", bandwidth_factor), ("min_bandwidth", min_bandwidth)):
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise ValueError(f"BOHBSearch({name}=...): expected a number > 0, got {v!r}")
+        self.metric, self.mode = metric, mode
+        self.options: Dict[str, Any] = {"top_n_percent": top_n_percent, "num_samples": num_samples,
+                                        "random_fraction": float(random_fraction),
+                                        "bandwidth_factor": float(bandwidth_factor),
+                                        "min_bandwidth": float(min_bandwidth)}
+        if min_points_in_model is not None:
+            self.options["min_points_in_model"] = int(min_points_in_model)
+        self.seed = _seed("BOHBSearch", seed)
+        self.points_to_evaluate = _points("BOHBSearch", points_to_evaluate)
+
+    def to_spec(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"algorithm": "bohb", "options": dict(self.options), "seed": self.seed,
+                               "points_to_evaluate": self.points_to_evaluate, "max_concurrent": 0, "batch": False}
+        if self.metric is not None:
+            out["metric"], out["mode"] = self.metric, self.mode
+        return out
+
+
+class TuneBOHB(BOHBSearch):
+    """Ray's ``TuneBOHB`` name for porting scripts (``space`` must be None: use ``param_space``)."""
+
+    def __init__(self, space: Any = None, metric: Optional[str] = None, mode: Optional[str] = None,
+                 points_to_evaluate: Optional[List[Dict[str, Any]]] = None, seed: Optional[int] = None,
+                 **_unused: Any) -> None:
+        if space is not None:
+            raise ValueError("TuneBOHB(space=...): pass the search space as Tuner(param_space=...)")
+        super().__init__(metric=metric, mode=mode, seed=seed, points_to_evaluate=points_to_evaluate)
 
 
 class Repeater(Searcher):
