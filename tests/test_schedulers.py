@@ -81,14 +81,16 @@ def _iterations_to_target(grid):
 
 
 def test_pbt_reaches_the_toy_target_where_random_search_does_not(storage):
+    """Ray's PBT toy with the settings of Ray's own example (a population of 8 perturbed every 4
+    iterations): the issue asks for accuracy 200 in a median of at most 260 iterations over 5 seeds."""
     reached = []
     for seed in range(5):
         pbt = schedulers.PopulationBasedTraining(
-            time_attr="training_iteration", perturbation_interval=5,
+            time_attr="training_iteration", perturbation_interval=4,
             hyperparam_mutations={"lr": tune.uniform(0.0001, 0.02)})
-        # One trial at a time: the four take turns (time-multiplexing), and the run is deterministic.
-        grid = fit(storage, trainables.pbt_toy, {"lr": 0.0001, "seed": seed, "checkpoint_interval": 5}, f"pbt{seed}",
-                   scheduler=pbt, metric="mean_accuracy", mode="max", num_samples=4, max_concurrent_trials=1,
+        # One trial at a time: the eight take turns (time-multiplexing), and the run is deterministic.
+        grid = fit(storage, trainables.pbt_toy, {"lr": 0.0001, "seed": seed, "checkpoint_interval": 4}, f"pbt{seed}",
+                   scheduler=pbt, metric="mean_accuracy", mode="max", num_samples=8, max_concurrent_trials=1,
                    stop={"training_iteration": 300}, search_alg=tune.search.BasicVariantGenerator(random_state=seed))
         reached.append(_iterations_to_target(grid) or 10_000)
         lineage = [step for r in grid for step in r.lineage]
@@ -97,14 +99,37 @@ def test_pbt_reaches_the_toy_target_where_random_search_does_not(storage):
             assert 0.0001 <= step["new_config"]["lr"] < 0.02, "explored values stay in their domain"
         files = [f for f in os.listdir(grid.experiment_path) if f.startswith("pbt_policy_")]
         assert files
-    # Ray 2.60's PBT on its own toy reached 200 within 300 iterations in 2 of 5 seeds (299, 248) when
-    # measured on this machine; ours must reach it in most seeds. The noise is seeded per trial index
-    # and one trial runs at a time, so this is deterministic: seeds 0-4 give 299, 275, 270, 235, -.
-    assert sum(r <= 300 for r in reached) >= 3, reached
-    assert statistics.median(reached) <= 300, reached
+    # Deterministic (noise seeded per trial index and step, one trial at a time): seeds 0-4 give
+    # 223, 197, 199, 210, 227. Ray 2.60's PBT on the same toy and settings: bench/quality/pbt_toy.py.
+    assert all(r <= 300 for r in reached), reached
+    assert statistics.median(reached) <= 260, reached
     plain = fit(storage, trainables.pbt_toy, {"lr": tune.uniform(0.0001, 0.02), "seed": 0}, "random",
-                metric="mean_accuracy", mode="max", num_samples=4, stop={"training_iteration": 300})
+                metric="mean_accuracy", mode="max", num_samples=8, stop={"training_iteration": 300})
     assert _iterations_to_target(plain) is None
+
+
+def test_synchronous_pbt_perturbs_only_when_every_trial_has_reached_the_boundary(storage):
+    pbt = schedulers.PopulationBasedTraining(
+        time_attr="training_iteration", perturbation_interval=4, synch=True,
+        hyperparam_mutations={"lr": tune.uniform(0.0001, 0.02)})
+    grid = fit(storage, trainables.pbt_toy, {"lr": tune.uniform(0.0001, 0.02), "seed": 2, "checkpoint_interval": 4},
+               "synch", scheduler=pbt, metric="mean_accuracy", mode="max", num_samples=4, max_concurrent_trials=2,
+               stop={"training_iteration": 40}, search_alg=tune.search.BasicVariantGenerator(random_state=2))
+    assert grid.num_errors == 0 and len(grid) == 4
+    assert all(r.metrics["training_iteration"] == 40 for r in grid)
+    seqs = {tid: seq for seq, tid in query(grid.experiment_path, "SELECT seq, trial_id FROM trials")}
+    exploits = [(t, json.loads(d)) for t, d in query(
+        grid.experiment_path, "SELECT timestamp, detail FROM events WHERE kind = 'exploit' ORDER BY id")]
+    assert exploits, "the barrier perturbed someone"
+    # Two at a time, four trials: an exploit at a boundary comes only after every trial reported
+    # its result at that boundary (recorded before the exploit, by the store's own clock).
+    reached = query(grid.experiment_path, "SELECT trial_seq, training_iteration, timestamp FROM results")
+    for at, e in exploits:
+        boundary = e["donor_iteration"]
+        assert boundary % 4 == 0, e
+        for seq in seqs.values():
+            assert any(s == seq and it >= boundary and ts <= at + 1e-3 for s, it, ts in reached), (e, seq)
+        assert 0.0001 <= e["new_config"]["lr"] < 0.02
 
 
 def test_pbt_policy_file_replays(storage):

@@ -122,6 +122,11 @@ pub trait TrialScheduler: Send {
     fn take_stopped(&mut self) -> Vec<(TrialId, String)> {
         Vec::new()
     }
+    /// Paused trials this scheduler has decided should exploit a donor (synchronous PBT's
+    /// barrier): `(trial, donor, explored config, note)`; the controller clones and requeues them.
+    fn take_exploits(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
+        Vec::new()
+    }
     /// Fills hyperparameters the scheduler needs but a new trial's config lacks (PBT's mutations),
     /// drawing from `rng`, before the trial is recorded.
     fn fill_config(&mut self, _config: &mut Config, _rng: &mut Rng) {}

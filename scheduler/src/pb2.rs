@@ -81,7 +81,7 @@ struct Bound {
 impl Pb2Config {
     /// Validates every setting and builds the scheduler.
     pub fn build(&self) -> Result<Pb2, SchedulerConfigError> {
-        check_common(&self.time_attr, self.perturbation_interval, self.quantile_fraction, self.synch)?;
+        check_common(&self.time_attr, self.perturbation_interval, self.quantile_fraction, self.synch, false)?;
         check_objective(self.metric.as_deref(), self.mode.as_deref())?;
         let bounds = parse_bounds(&self.hyperparam_bounds)?;
         Ok(Pb2 {

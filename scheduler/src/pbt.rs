@@ -18,9 +18,16 @@
 //! checkpoint is never paused: it would have to start over.
 //!
 //! A result without the metric stops the trial when `require_attrs` (Ray raises), and is
-//! ignored otherwise; a NaN score ranks below every number. `synch = true` (Ray's synchronous
-//! barrier) is refused: a decision can only redirect the trial that reports, so trials already
-//! paused at the barrier could not be exploited. `custom_explore_fn` is a flag: the controller
+//! ignored otherwise; a NaN score ranks below every number.
+//!
+//! `synch = true` is Ray's synchronous mode: a trial reaching a boundary pauses (when it has a
+//! checkpoint) until every live trial has reached it; the last to arrive ranks the whole
+//! population at that boundary, each bottom-quantile trial gets a top-quantile donor, and all
+//! resume. The reporter's own exploit is its decision; those of trials paused at the barrier
+//! are handed to the controller through [`TrialScheduler::take_exploits`]. Held trials are never
+//! chosen to run while the barrier stands. When the last arrival is a trial ending rather than a
+//! result, the barrier opens without perturbing (this call gets no generator to draw donors
+//! with). `custom_explore_fn` is a flag: the controller
 //! applies the Python function to the explored config. Ray fills hyperparameters missing from a
 //! new trial's config from the mutations; here that is [`Pbt::fill_config`], for the controller.
 
@@ -34,6 +41,7 @@ use mutations::Mutation;
 use population::{check_common, check_objective, config_error, objective, Population, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// PBT's settings, with Ray's names and defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,7 +67,7 @@ pub struct PbtConfig {
     pub perturbation_factors: Vec<f64>,
     /// Whether a Python explore function runs after the built-in one (applied by the controller).
     pub custom_explore_fn: bool,
-    /// Ray's synchronous mode; not supported (false).
+    /// Ray's synchronous mode: all trials meet at each boundary before any is perturbed (false).
     pub synch: bool,
     /// Whether a result without the metric stops the trial (true) or is ignored.
     pub require_attrs: bool,
@@ -87,7 +95,7 @@ impl Default for PbtConfig {
 impl PbtConfig {
     /// Validates every setting and builds the scheduler.
     pub fn build(&self) -> Result<Pbt, SchedulerConfigError> {
-        check_common(&self.time_attr, self.perturbation_interval, self.quantile_fraction, self.synch)?;
+        check_common(&self.time_attr, self.perturbation_interval, self.quantile_fraction, self.synch, true)?;
         check_objective(self.metric.as_deref(), self.mode.as_deref())?;
         let burn_in = self.burn_in_period;
         if !(burn_in.is_finite() && burn_in >= 0.0) {
@@ -110,13 +118,13 @@ impl PbtConfig {
                 "give at least one hyperparameter to explore (or custom_explore_fn)",
             ));
         }
+        let population =
+            Population::new(self.perturbation_interval, burn_in, self.quantile_fraction, self.require_attrs);
         Ok(Pbt {
-            population: Population::new(
-                self.perturbation_interval,
-                burn_in,
-                self.quantile_fraction,
-                self.require_attrs,
-            ),
+            population: if self.synch { population.synchronous() } else { population },
+            synch: self.synch,
+            held: BTreeSet::new(),
+            pending: Vec::new(),
             mutations,
             params: ExploreParams { resample_probability: p, factors: self.perturbation_factors.clone() },
             custom_explore_fn: self.custom_explore_fn,
@@ -138,6 +146,11 @@ impl PbtConfig {
 #[derive(Clone, Debug)]
 pub struct Pbt {
     population: Population,
+    synch: bool,
+    /// Synchronous mode: trials paused at the barrier.
+    held: BTreeSet<TrialId>,
+    /// Synchronous mode: exploits decided for held trials, for the controller.
+    pending: Vec<(TrialId, TrialId, Config, String)>,
     mutations: Vec<Mutation>,
     params: ExploreParams,
     custom_explore_fn: bool,
@@ -170,7 +183,13 @@ impl TrialScheduler for Pbt {
     }
 
     fn on_result(&mut self, trial: &TrialView<'_>, result: &SchedResult, rng: &mut Rng) -> Decision {
-        match self.population.on_result(trial, result, rng) {
+        let step = self.population.on_result(trial, result, rng);
+        if self.synch {
+            if let Step::Boundary { .. } = step {
+                return self.at_barrier(trial, rng);
+            }
+        }
+        match step {
             Step::Continue | Step::Boundary { donor: None, pause: false } => Decision::Continue,
             Step::Stop(reason) => Decision::Stop { reason },
             Step::Boundary { donor: None, pause: true } => Decision::Pause,
@@ -188,10 +207,57 @@ impl TrialScheduler for Pbt {
 
     fn on_trial_complete(&mut self, trial: TrialId, _end: TrialEnd, _last: Option<&SchedResult>) {
         self.population.complete(trial);
+        self.held.remove(&trial);
+        // The barrier may now be complete: it opens without perturbing (no generator here).
+        if self.synch && !self.held.is_empty() {
+            let lowest = self.held.iter().filter_map(|t| self.population.last_boundary(*t)).min();
+            if lowest.is_some_and(|b| self.population.all_reached(b)) {
+                self.held.clear();
+            }
+        }
     }
 
     fn choose_trial_to_run(&mut self, waiting: &[TrialId]) -> Option<TrialId> {
-        self.population.choose(waiting)
+        let free: Vec<TrialId> = waiting.iter().copied().filter(|t| !self.held.contains(t)).collect();
+        self.population.choose(&free)
+    }
+
+    fn take_exploits(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+impl Pbt {
+    /// Synchronous mode: `trial` has reached a boundary. It waits there unless it is the last
+    /// live trial to arrive; the last ranks everyone at the boundary and decides every exploit.
+    fn at_barrier(&mut self, trial: &TrialView<'_>, rng: &mut Rng) -> Decision {
+        let Some(b) = self.population.last_boundary(trial.id) else { return Decision::Continue };
+        if !self.population.all_reached(b) {
+            // A trial without a checkpoint cannot wait: pausing would start it over.
+            if trial.has_checkpoint || self.population.member(trial.id).is_some_and(|m| m.has_checkpoint) {
+                self.held.insert(trial.id);
+                return Decision::Pause;
+            }
+            return Decision::Continue;
+        }
+        self.held.clear();
+        let (lower, upper) = self.population.quantiles_at(b);
+        let mut own = Decision::Continue;
+        for t in lower {
+            let Some(donor) = self.population.pick_donor(&upper, t, rng) else { continue };
+            let base = self.population.member(donor).map(|m| m.config.clone()).unwrap_or_default();
+            let (config, mut note) = explore(&base, &self.mutations, &self.params, rng);
+            if self.custom_explore_fn {
+                note = if note.is_empty() { "custom_explore_fn".into() } else { note + "; then custom_explore_fn" };
+            }
+            self.population.exploited(t, donor, config.clone());
+            if t == trial.id {
+                own = Decision::Exploit { donor, config, note };
+            } else {
+                self.pending.push((t, donor, config, note));
+            }
+        }
+        own
     }
 }
 
@@ -236,7 +302,6 @@ mod tests {
             (json!({"resample_probability": 1.5}), "resample_probability"),
             (json!({"perturbation_factors": []}), "perturbation_factors"),
             (json!({"perturbation_factors": [1.2, -1]}), "perturbation_factors"),
-            (json!({"synch": true}), "synch"),
             (json!({"metric": "acc"}), "mode"),
             (json!({"metric": "acc", "mode": "best"}), "mode"),
             (json!({"hyperparam_mutations": {}}), "hyperparam_mutations"),
@@ -326,5 +391,51 @@ mod tests {
         assert!(s.fill_config(&mut c, &mut Rng::seed_from_u64(0)));
         assert!((0.1..0.2).contains(&c["lr"].as_f64().unwrap()));
         assert_eq!(c["b"], json!(2));
+    }
+
+    /// Synchronous mode: three trials wait at the boundary; the fourth, arriving last, ranks all
+    /// four there. Its own exploit (if any) is its decision; the held ones' come from take_exploits.
+    #[test]
+    fn synchronous_barrier_holds_then_perturbs_everyone_at_once() {
+        let mut s = pbt(json!({"synch": true}));
+        let mut rng = Rng::seed_from_u64(3);
+        let configs: Vec<Config> = (0..4).map(|i| cfg(json!({"lr": 0.001 * (i + 1) as f64}))).collect();
+        let views: Vec<TrialView> =
+            (0..4).map(|i| TrialView { id: TrialId(i as u64), config: &configs[i], has_checkpoint: true }).collect();
+        for v in &views {
+            s.on_trial_add(v, &mut rng);
+        }
+        let r = |progress, score| SchedResult { progress, score: Some(score), queued: 0 };
+        // Mid-interval results pass; at the boundary the first three wait, even with nobody queued.
+        assert_eq!(s.on_result(&views[1], &r(3.0, 0.1), &mut rng), Decision::Continue);
+        for (i, score) in [(1, 0.1), (0, 0.9), (2, 0.5)] {
+            assert_eq!(s.on_result(&views[i], &r(5.0, score), &mut rng), Decision::Pause, "trial {i}");
+        }
+        assert!(s.take_exploits().is_empty(), "nothing decided before everyone arrives");
+        // Held trials are not chosen while the barrier stands.
+        assert_eq!(s.choose_trial_to_run(&[TrialId(0), TrialId(1), TrialId(2)]), None);
+        // Trial 3 arrives last with the second-best score: it continues, and trial 1 (the worst)
+        // is told to clone trial 0 (the best) through take_exploits.
+        assert_eq!(s.on_result(&views[3], &r(5.0, 0.7), &mut rng), Decision::Continue);
+        let ex = s.take_exploits();
+        assert_eq!(ex.len(), 1, "{ex:?}");
+        let (t, donor, config, note) = &ex[0];
+        assert_eq!((*t, *donor), (TrialId(1), TrialId(0)));
+        assert!((0.0001..0.02).contains(&config["lr"].as_f64().unwrap()) && note.starts_with("lr: 0.001 -> "));
+        assert!(s.take_exploits().is_empty(), "handed over once");
+        assert_eq!(s.choose_trial_to_run(&[TrialId(0), TrialId(2)]), Some(TrialId(0)), "the barrier is open");
+        // When the reporter itself is worst at the next boundary, its exploit is its decision.
+        for (i, score) in [(0, 0.9), (1, 0.8), (2, 0.7)] {
+            assert_eq!(s.on_result(&views[i], &r(10.0, score), &mut rng), Decision::Pause);
+        }
+        assert!(matches!(s.on_result(&views[3], &r(10.0, 0.1), &mut rng), Decision::Exploit { donor: TrialId(0), .. }));
+        assert!(s.take_exploits().is_empty());
+        // A trial that ends while the others wait opens the barrier (without perturbing).
+        for v in &views[..3] {
+            assert_eq!(s.on_result(v, &r(15.0, 0.5), &mut rng), Decision::Pause);
+        }
+        s.on_trial_complete(TrialId(3), TrialEnd::Completed, None);
+        assert_eq!(s.choose_trial_to_run(&[TrialId(0), TrialId(1), TrialId(2)]), Some(TrialId(0)));
+        assert!(s.take_exploits().is_empty());
     }
 }

@@ -77,13 +77,21 @@ pub(crate) struct Population {
     burn_in: f64,
     quantile_fraction: f64,
     require_attrs: bool,
+    /// Synchronous mode: a boundary only records the score; the caller ranks at the barrier.
+    synch: bool,
     members: BTreeMap<TrialId, Member>,
 }
 
 impl Population {
     /// A population with the given perturbation rules (validated by the caller).
     pub fn new(interval: f64, burn_in: f64, quantile_fraction: f64, require_attrs: bool) -> Self {
-        Population { interval, burn_in, quantile_fraction, require_attrs, members: BTreeMap::new() }
+        Population { interval, burn_in, quantile_fraction, require_attrs, synch: false, members: BTreeMap::new() }
+    }
+
+    /// The same population in synchronous mode (see [`Population::on_result`]).
+    pub fn synchronous(mut self) -> Self {
+        self.synch = true;
+        self
     }
 
     /// Records a trial (or refreshes one replayed from the store).
@@ -125,6 +133,9 @@ impl Population {
         let boundary = ((t - burn_in) / interval).floor() as i64;
         m.at_boundary.insert(boundary, score);
         let has_checkpoint = m.has_checkpoint;
+        if self.synch {
+            return Step::Boundary { donor: None, pause: false };
+        }
         let (lower, upper) = match self.ranking_boundary(trial.id) {
             Some(b) => self.quantiles_at(b),
             None => (Vec::new(), Vec::new()),
@@ -168,7 +179,20 @@ impl Population {
         split(scores.collect(), self.quantile_fraction)
     }
 
-    fn pick_donor(&self, upper: &[TrialId], trial: TrialId, rng: &mut Rng) -> Option<TrialId> {
+    /// The latest boundary `trial` has reached.
+    pub fn last_boundary(&self, trial: TrialId) -> Option<i64> {
+        self.members.get(&trial)?.at_boundary.keys().next_back().copied()
+    }
+
+    /// Whether every live member has reached `boundary` (or a later one).
+    pub fn all_reached(&self, boundary: i64) -> bool {
+        self.members
+            .values()
+            .filter(|m| !m.finished)
+            .all(|m| m.at_boundary.keys().next_back().is_some_and(|b| *b >= boundary))
+    }
+
+    pub(crate) fn pick_donor(&self, upper: &[TrialId], trial: TrialId, rng: &mut Rng) -> Option<TrialId> {
         let eligible: Vec<TrialId> = upper
             .iter()
             .copied()
@@ -268,6 +292,7 @@ pub(crate) fn check_common(
     interval: f64,
     quantile_fraction: f64,
     synch: bool,
+    allow_synch: bool,
 ) -> Result<(), SchedulerConfigError> {
     if time_attr.is_empty() {
         return Err(config_error("time_attr", "expected a non-empty result key"));
@@ -281,11 +306,10 @@ pub(crate) fn check_common(
             format!("expected a number in [0, 0.5], got {quantile_fraction}"),
         ));
     }
-    if synch {
+    if synch && !allow_synch {
         return Err(config_error(
             "synch",
-            "synchronous mode is not supported: a scheduler decision only redirects the trial that \
-             reports, so trials already paused at the barrier could not be exploited; use synch = false",
+            "PB2's synchronous mode is not supported (PopulationBasedTraining has it); use synch = false",
         ));
     }
     Ok(())
@@ -435,9 +459,10 @@ mod tests {
         assert_eq!(check_objective(None, Some("max")).unwrap_err().field, "metric");
         assert_eq!(objective(Some("acc"), Some("max")), Some(("acc", true)));
         assert_eq!(objective(None, None), None);
-        assert_eq!(check_common("t", 0.0, 0.25, false).unwrap_err().field, "perturbation_interval");
-        assert_eq!(check_common("t", 1.0, 0.6, false).unwrap_err().field, "quantile_fraction");
-        assert_eq!(check_common("t", 1.0, 0.25, true).unwrap_err().field, "synch");
-        assert_eq!(check_common("", 1.0, 0.25, false).unwrap_err().field, "time_attr");
+        assert_eq!(check_common("t", 0.0, 0.25, false, false).unwrap_err().field, "perturbation_interval");
+        assert_eq!(check_common("t", 1.0, 0.6, false, false).unwrap_err().field, "quantile_fraction");
+        assert_eq!(check_common("t", 1.0, 0.25, true, false).unwrap_err().field, "synch");
+        assert!(check_common("t", 1.0, 0.25, true, true).is_ok());
+        assert_eq!(check_common("", 1.0, 0.25, false, false).unwrap_err().field, "time_attr");
     }
 }

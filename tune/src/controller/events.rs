@@ -664,7 +664,7 @@ impl Controller {
     }
 
     /// Clones the donor's latest checkpoint into the trial's folder, then requeues the trial with the explored config.
-    fn start_exploit(&mut self, seq: u64, donor: u64, config: Map<String, Value>, note: String) {
+    pub(crate) fn start_exploit(&mut self, seq: u64, donor: u64, config: Map<String, Value>, note: String) {
         let Some(d) = self.trials.get(&donor) else { return };
         let (Some(src_rel), Some(ck)) = (d.restore.clone(), d.checkpoints.last()) else {
             // The scheduler only exploits donors with a checkpoint; if that ever fails, the trial just resumes.

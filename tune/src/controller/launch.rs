@@ -33,6 +33,7 @@ impl Controller {
     /// starved by a stream of small trials.
     pub(crate) fn fill(&mut self) {
         self.end_scheduler_stopped();
+        self.start_scheduler_exploits();
         if self.algo.scheduler.wants_population_up_front() {
             self.create_population();
         }
@@ -202,6 +203,29 @@ impl Controller {
                 self.blocked.retain(|(s, _)| *s != seq);
                 self.end_with_reason(seq, format!("scheduler: {why}"), true);
             }
+        }
+    }
+
+    /// Exploits the scheduler decided for paused trials (synchronous PBT's barrier) start: the
+    /// donor's checkpoint is cloned and the trial requeued with the explored config.
+    fn start_scheduler_exploits(&mut self) {
+        let mut todo: Vec<(u64, u64, Map<String, Value>, String)> = std::mem::take(&mut self.resume_exploits);
+        todo.extend(self.algo.scheduler.take_exploits().into_iter().map(|(t, d, c, n)| (t.0, d.0, c, n)));
+        for (seq, donor, mut config, note) in todo {
+            let Some(t) = self.trials.get_mut(&seq) else { continue };
+            if t.status.is_final() || self.stop_new {
+                continue;
+            }
+            // (A resumed trial is PENDING; the exploit brings it back as the paused trial it was.)
+            t.status = Status::Paused;
+            self.waiting.retain(|s| *s != seq);
+            if let Err(e) = self.hooks.explore(&mut config, true) {
+                let id = self.trials[&seq].id.clone();
+                self.fail_experiment(format!("PBT explore failed for trial {id}: {e}"));
+                self.stop_everything(false, "explore failed");
+                return;
+            }
+            self.start_exploit(seq, donor, config, note);
         }
     }
 

@@ -205,6 +205,8 @@ pub struct Controller {
     hooks: Box<dyn Hooks>,
     trials: BTreeMap<u64, Trial>,
     waiting: VecDeque<u64>,
+    /// Exploits a crashed run decided for paused trials but did not carry out; started on the first fill.
+    resume_exploits: Vec<(u64, u64, Map<String, Value>, String)>,
     /// Trials chosen to run whose gang did not fit, oldest first, with when they first waited.
     blocked: VecDeque<(u64, Instant)>,
     /// Whether trials' gangs can differ (the space has `scaling_config`).
@@ -350,7 +352,7 @@ impl Controller {
     }
 
     /// Stops starting trials and ends running ones: gently (SIGTERM, then SIGKILL after a grace period) or by force.
-    fn stop_everything(&mut self, force: bool, why: &str) {
+    pub(crate) fn stop_everything(&mut self, force: bool, why: &str) {
         self.stop_new = true;
         let ids: Vec<GroupId> = self.groups.keys().copied().collect();
         for id in ids {

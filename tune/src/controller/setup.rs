@@ -3,9 +3,10 @@
 use super::{Controller, Ev, Hooks, Shutdown, Status, Trial};
 use crate::spec::{Spec, SpecError, Validated};
 use crate::store::{self, Store};
-use hyperfleet_searchers::{ConcurrencyLimiter, Searcher};
+use hyperfleet_searchers::{ConcurrencyLimiter, Searcher, TrialId};
 use hyperfleet_train::{LocalCluster, NodeCapacity};
 use rand::Rng as _;
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -303,13 +304,24 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     let conn_ck = store::open(&db_path, false).map_err(|e| RunError::Store(e.to_string()))?;
     // The scheduler's last decision on each trial, as replay recomputes it.
     let mut last_stop: BTreeMap<u64, String> = BTreeMap::new();
+    let mut unapplied: BTreeMap<u64, (u64, Map<String, Value>, String)> = BTreeMap::new();
     if opts.resume {
-        store::for_each_log(&conn_ck, |trial, kind, detail| match algo.replay_raw(trial, kind, detail) {
-            Some(hyperfleet_scheduler::Decision::Stop { reason }) => {
-                last_stop.insert(trial, reason);
+        store::for_each_log(&conn_ck, |trial, kind, detail| {
+            if kind == "exploit" {
+                unapplied.remove(&trial); // a decided exploit was carried out
             }
-            _ => {
-                last_stop.remove(&trial);
+            match algo.replay_raw(trial, kind, detail) {
+                Some(hyperfleet_scheduler::Decision::Stop { reason }) => {
+                    last_stop.insert(trial, reason);
+                }
+                _ => {
+                    last_stop.remove(&trial);
+                }
+            }
+            // Exploits decided for paused trials (synchronous PBT): carried out unless an
+            // `exploit` entry for the trial follows.
+            for (TrialId(t), TrialId(d), c, n) in algo.scheduler.take_exploits() {
+                unapplied.insert(t, (d, c, n));
             }
         })
         .map_err(|e| RunError::Store(e.to_string()))?;
@@ -424,6 +436,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
         hooks,
         trials,
         waiting,
+        resume_exploits: unapplied.into_iter().map(|(t, (d, c, n))| (t, d, c, n)).collect(),
         blocked: VecDeque::new(),
         varying_gangs,
         reserve_after,
