@@ -17,6 +17,7 @@ side log the trainables wrote themselves:
 - every restart of a trial began at its latest acknowledged checkpoint, never earlier, and the
   iterations it re-ran after that checkpoint were not recorded twice;
 - trial ids are unique and numbered without gaps, and there are exactly `num_samples` trials;
+- every trial that ended has exactly one `end` entry in the replay log;
 - with one trial at a time, every trial's config, final iteration, status and stop reason equal
   those of an uninterrupted reference run with the same seed (so the searcher and the ASHA
   scheduler, rebuilt by replay, made the same decisions);
@@ -172,6 +173,13 @@ def check(work, name, args, reference):
             problems.append(f"trial {t[1]} ended {t[3]}")
         if t[3] == "ERROR":
             problems.append(f"trial {t[1]} errored")
+    # The replay log tells the searcher and scheduler of every trial's end exactly once: a trial
+    # final in the store without its `end` entry would stay "running" for them after a resume.
+    with sqlite3.connect(f"file:{exp_dir / 'experiment.db'}?mode=ro", uri=True) as c:
+        ends = [r[0] for r in c.execute("SELECT trial_seq FROM log WHERE kind = 'end'")]
+    for t in trials:
+        if t[3] in ("TERMINATED", "ERROR") and ends.count(t[0]) != 1:
+            problems.append(f"trial {t[0]} is {t[3]} but the replay log has {ends.count(t[0])} end entries for it")
     # Acknowledged results are in the store with the acknowledged value; restarts begin at the latest ack.
     by_id = {t[1]: t[0] for t in trials}
     pids = set()

@@ -41,6 +41,10 @@ pub(crate) struct Algorithms {
     rng: Rng,
     configs: BTreeMap<u64, Config>,
     with_checkpoint: BTreeSet<u64>,
+    /// Each unfinished trial's last result as the scheduler saw it: a resume ends a trial whose
+    /// stopping result was recorded but whose end was not, and the scheduler must then get the
+    /// same `last` the uninterrupted run gave it.
+    last_sched: BTreeMap<u64, SchedResult>,
 }
 
 fn num(v: &Value) -> Option<f64> {
@@ -73,7 +77,14 @@ fn end_str(e: TrialEnd) -> &'static str {
 
 impl Algorithms {
     pub(crate) fn new(searcher: Box<dyn Searcher>, scheduler: Box<dyn TrialScheduler>, rng: Rng) -> Self {
-        Algorithms { searcher, scheduler, rng, configs: BTreeMap::new(), with_checkpoint: BTreeSet::new() }
+        Algorithms {
+            searcher,
+            scheduler,
+            rng,
+            configs: BTreeMap::new(),
+            with_checkpoint: BTreeSet::new(),
+            last_sched: BTreeMap::new(),
+        }
     }
 
     /// A new trial; returns the log entry.
@@ -101,6 +112,7 @@ impl Algorithms {
         let config = self.configs.get(&trial).unwrap_or(&empty);
         let view = TrialView { id: TrialId(trial), config, has_checkpoint: self.with_checkpoint.contains(&trial) };
         let d = self.scheduler.on_result(&view, sched, &mut self.rng);
+        self.last_sched.insert(trial, sched.clone());
         let entry = json!({
             "obs_progress": obs.progress, "obs_score": obs.score,
             "progress": sched.progress, "score": score_json(sched.score), "checkpoint": checkpoint,
@@ -125,6 +137,7 @@ impl Algorithms {
         last: Option<&SchedResult>,
         objectives: Option<&[f64]>,
     ) -> Value {
+        self.last_sched.remove(&trial);
         if let Some(v) = objectives {
             self.searcher.on_objectives(TrialId(trial), v);
         }
@@ -141,6 +154,11 @@ impl Algorithms {
             entry["objectives"] = json!(v);
         }
         entry
+    }
+
+    /// The last result the scheduler saw from `trial`, while it has not ended.
+    pub(crate) fn last_sched(&self, trial: u64) -> Option<SchedResult> {
+        self.last_sched.get(&trial).cloned()
     }
 
     /// The searcher is exhausted; returns the log entry.

@@ -623,9 +623,18 @@ impl Controller {
             _ => None,
         };
         let entry = self.algo.end(seq, &outcome, end, last.as_ref(), objectives.as_deref()).to_string();
-        self.set_status(seq, status, error, reason);
+        // One transaction: a crash must never leave a trial final in the store while the replay
+        // log lacks its end (a resume would then never tell the searcher and scheduler).
+        let (s, ended, ts) = (status.as_str(), now(), now());
         self.store.write(
-            move |c| store::append_log(c, seq, "end", &entry),
+            move |c| {
+                set_status_sql(c, seq, s, error, reason, Some(ended))?;
+                c.prepare_cached(
+                    "INSERT INTO events(timestamp, trial_seq, kind, detail) VALUES (?1, ?2, 'status', ?3)",
+                )?
+                .execute(params![ts, seq as i64, s])?;
+                store::append_log(c, seq, "end", &entry)
+            },
             Some(Box::new(move |files: &mut TrialFiles| files.close(seq))),
         );
         self.hooks.on_trial_end(&id, status.as_str());
@@ -761,16 +770,7 @@ impl Controller {
     pub(crate) fn set_status(&mut self, seq: u64, status: Status, error: Option<String>, reason: Option<String>) {
         let s = status.as_str();
         let ended = status.is_final().then(now);
-        self.store.write(
-            move |c| {
-                c.prepare_cached(
-                    "UPDATE trials SET status = ?2, error = coalesce(?3, error), stop_reason = coalesce(?4, stop_reason), ended_at = coalesce(?5, ended_at) WHERE seq = ?1",
-                )?
-                .execute(params![seq as i64, s, error, reason, ended])
-                .map(|_| ())
-            },
-            None,
-        );
+        self.store.write(move |c| set_status_sql(c, seq, s, error, reason, ended), None);
         self.store.event(Some(seq), "status", s.to_string());
     }
 
@@ -780,6 +780,22 @@ impl Controller {
         }
         self.stop_new = true;
     }
+}
+
+/// Records a trial's status (and its error, stop reason and end time when given).
+fn set_status_sql(
+    c: &rusqlite::Connection,
+    seq: u64,
+    status: &str,
+    error: Option<String>,
+    reason: Option<String>,
+    ended: Option<f64>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE trials SET status = ?2, error = coalesce(?3, error), stop_reason = coalesce(?4, stop_reason), ended_at = coalesce(?5, ended_at) WHERE seq = ?1",
+    )?
+    .execute(params![seq as i64, status, error, reason, ended])
+    .map(|_| ())
 }
 
 /// The last `n` lines of a text file.

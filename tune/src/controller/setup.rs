@@ -404,7 +404,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
                 last_report: Instant::now(),
                 ending: false,
                 restore,
-                last_sched: None,
+                last_sched: if status.is_final() { None } else { algo.last_sched(r.seq) },
                 cloning: false,
                 // A restarted trial starts over, so its iterations are new ones.
                 recorded: if restart { 0 } else { recorded },
