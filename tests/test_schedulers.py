@@ -117,18 +117,19 @@ def test_synchronous_pbt_perturbs_only_when_every_trial_has_reached_the_boundary
                stop={"training_iteration": 40}, search_alg=tune.search.BasicVariantGenerator(random_state=2))
     assert grid.num_errors == 0 and len(grid) == 4
     assert all(r.metrics["training_iteration"] == 40 for r in grid)
-    seqs = {tid: seq for seq, tid in query(grid.experiment_path, "SELECT seq, trial_id FROM trials")}
-    exploits = [(t, json.loads(d)) for t, d in query(
-        grid.experiment_path, "SELECT timestamp, detail FROM events WHERE kind = 'exploit' ORDER BY id")]
-    assert exploits, "the barrier perturbed someone"
-    # Two at a time, four trials: an exploit at a boundary comes only after every trial reported
-    # its result at that boundary (recorded before the exploit, by the store's own clock).
-    reached = query(grid.experiment_path, "SELECT trial_seq, training_iteration, timestamp FROM results")
-    for at, e in exploits:
+    # The replay log is in commit order. Each exploit (its log entry and its event are written in
+    # one transaction, in the same order) is at a boundary every trial's result had already reached.
+    log = query(grid.experiment_path, "SELECT seq, trial_seq, kind, detail FROM log ORDER BY seq")
+    events = [json.loads(d) for (d,) in query(
+        grid.experiment_path, "SELECT detail FROM events WHERE kind = 'exploit' ORDER BY id")]
+    exploit_rows = [row for row in log if row[2] == "exploit"]
+    assert exploit_rows and len(exploit_rows) == len(events), "the barrier perturbed someone"
+    for (at, _, _, _), e in zip(exploit_rows, events):
         boundary = e["donor_iteration"]
         assert boundary % 4 == 0, e
-        for seq in seqs.values():
-            assert any(s == seq and it >= boundary and ts <= at + 1e-3 for s, it, ts in reached), (e, seq)
+        for trial in range(4):
+            before = [json.loads(d)["obs_progress"] for s, t, k, d in log if t == trial and k == "result" and s < at]
+            assert max(before, default=0) >= boundary, (e, trial, max(before, default=0))
         assert 0.0001 <= e["new_config"]["lr"] < 0.02
 
 
