@@ -133,6 +133,25 @@ impl Encoding {
         }
     }
 
+    /// The snapped point of unit-cube coordinates `u`, one per searched dimension (a choice of
+    /// `k` values takes value `floor(u k)`): how a quasi-random point becomes a candidate.
+    pub(crate) fn point_of_unit(&self, u: &[f64]) -> Vec<f64> {
+        let mut x = vec![0.0; self.width];
+        for (axis, &ui) in self.axes.iter().zip(u) {
+            match *axis {
+                Axis::Numeric { col, .. } => x[col] = ui,
+                Axis::Choice { col, k } => x[col + ((ui * k as f64) as usize).min(k - 1)] = 1.0,
+            }
+        }
+        self.snap(&mut x);
+        x
+    }
+
+    /// How many searched dimensions (axes) the encoding has.
+    pub(crate) fn n_axes(&self) -> usize {
+        self.axes.len()
+    }
+
     /// A uniformly random snapped point.
     pub(crate) fn random(&self, rng: &mut Rng) -> Vec<f64> {
         let mut x = vec![0.0; self.width];

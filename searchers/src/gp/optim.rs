@@ -1,7 +1,8 @@
-//! Maximising the acquisition over the cube: random candidates, then local searches from the
-//! best of them.
+//! Maximising the acquisition over the cube: quasi-random candidates, then local searches from
+//! the best of them.
 //!
-//! `n_candidates` uniformly random snapped points are scored; the best observed point and the
+//! `n_candidates` snapped points of a scrambled Sobol' sequence (scrambled afresh from the
+//! suggestion's generator; uniformly random points beyond Sobol's dimension limit) are scored; the best observed point and the
 //! `n_local` best candidates start local searches. A local search alternates (at most
 //! [`ROUNDS`] times, while it gains) a gradient search over the continuous coordinates (argmin's
 //! L-BFGS on `x = (1 - cos πz) / 2`, so the box is never left and its faces are reachable, at
@@ -35,7 +36,10 @@ pub(crate) fn maximise(
     n_local: usize,
     extra: &[Vec<f64>],
 ) -> Option<Vec<f64>> {
-    let cands: Vec<Vec<f64>> = (0..n_candidates).map(|_| enc.random(rng)).collect();
+    let cands: Vec<Vec<f64>> = match crate::qmc::Sobol::scrambled(enc.n_axes(), rng) {
+        Ok(sobol) => (0..n_candidates as u64).map(|i| enc.point_of_unit(&sobol.point(i))).collect(),
+        Err(_) => (0..n_candidates).map(|_| enc.random(rng)).collect(),
+    };
     let vals: Vec<f64> = cands.iter().map(|x| acq.value(x)).collect();
     let mut order: Vec<usize> = (0..cands.len()).filter(|&i| vals[i].is_finite()).collect();
     // Best first; the sort is stable, so ties keep the draw order.
