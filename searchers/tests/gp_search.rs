@@ -415,3 +415,20 @@ proptest! {
         prop_assert_eq!(suggest(&mut replayed, seed, 14), suggest(&mut a, seed, 14));
     }
 }
+
+#[test]
+fn a_discrete_space_is_not_suggested_the_same_config_twice() {
+    // 3 x 3 configs, a bowl at the middle: a GP would keep returning to the best point it has
+    // seen; until every config is tried it is given an untried one instead.
+    let sp = space(json!({"a": {"choice": [0, 1, 2]}, "b": {"randint": [0, 3]}}));
+    let mut s = GpConfig { n_startup_trials: 2, ..Default::default() }.build(sp, -1).unwrap();
+    let runs = sequential(&mut s, 5, 9, |c| {
+        let (a, b) = (c["a"].as_f64().unwrap(), c["b"].as_f64().unwrap());
+        -((a - 1.0).powi(2) + (b - 1.0).powi(2))
+    });
+    let mut seen: Vec<(i64, i64)> =
+        runs.iter().map(|(c, _)| (c["a"].as_i64().unwrap(), c["b"].as_i64().unwrap())).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 9, "{runs:?}");
+}

@@ -284,6 +284,27 @@ impl GpSearch {
 
     /// Point `index` of the Sobol' sequence scrambled by the experiment seed (random when the
     /// space has too many dimensions for it).
+    /// On a fully discrete space with configs still untried, a point some trial already has is
+    /// replaced by a random untried one (as TPE does); anywhere else `x` is kept.
+    fn avoid_repeat(&self, x: Vec<f64>, rng: &mut Rng) -> Vec<f64> {
+        let size = self.dims.iter().try_fold(1u128, |acc, d| d.lattice_len().map(|n| acc.saturating_mul(n)));
+        let Some(size) = size else { return x };
+        if self.trials.len() as u128 >= size {
+            return x;
+        }
+        let seen = |p: &[f64]| self.trials.values().any(|r| r.x.as_slice() == p);
+        if !seen(&x) {
+            return x;
+        }
+        for _ in 0..100 {
+            let c = self.enc.random(rng);
+            if !seen(&c) {
+                return c;
+            }
+        }
+        x
+    }
+
     fn startup_config(&self, index: u64, rng: &mut Rng) -> Config {
         match Sobol::scrambled(self.dims.len(), &mut Rng::from_seed(rng.get_seed())) {
             Ok(seq) => {
@@ -338,7 +359,10 @@ impl Searcher for GpSearch {
             return Suggestion::Config(self.startup_config(position - self.presets.len() as u64, rng));
         }
         match self.gp_point(trial, rng) {
-            Some(x) => Suggestion::Config(self.config_at(&x)),
+            Some(x) => {
+                let x = self.avoid_repeat(x, rng);
+                Suggestion::Config(self.config_at(&x))
+            }
             None => Suggestion::Config(self.space.resolve(&[], rng)),
         }
     }
