@@ -282,8 +282,6 @@ impl GpSearch {
         numeric::assemble(&self.space, &self.leaves, |j| self.dims[j].external(values[j]))
     }
 
-    /// Point `index` of the Sobol' sequence scrambled by the experiment seed (random when the
-    /// space has too many dimensions for it).
     /// On a fully discrete space with configs still untried, a point some trial already has is
     /// replaced by a random untried one (as TPE does); anywhere else `x` is kept.
     fn avoid_repeat(&self, x: Vec<f64>, rng: &mut Rng) -> Vec<f64> {
@@ -305,6 +303,8 @@ impl GpSearch {
         x
     }
 
+    /// Point `index` of the Sobol' sequence scrambled by the experiment seed (random when the
+    /// space has too many dimensions for it).
     fn startup_config(&self, index: u64, rng: &mut Rng) -> Config {
         match Sobol::scrambled(self.dims.len(), &mut Rng::from_seed(rng.get_seed())) {
             Ok(seq) => {
