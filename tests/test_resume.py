@@ -203,6 +203,12 @@ def test_kill_minus_nine_with_concurrent_trials():
     assert harness.main(["--kills", "10", "--seed", "2", "--concurrent", "2"]) == 0
 
 
+def test_kill_minus_nine_with_synchronous_pbt():
+    """Synchronous PBT (paused trials exploited through the controller) rebuilt by replay after
+    each kill makes the same exploits, with the same configs, as an uninterrupted run."""
+    assert harness.main(["--kills", "10", "--seed", "3", "--scheduler", "pbt_synch", "--samples", "6"]) == 0
+
+
 STUBBORN = """
 import os, signal, time
 from hyperfleet import tune

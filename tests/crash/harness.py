@@ -3,6 +3,7 @@ every promise of an uninterrupted run.
 
     python tests/crash/harness.py                    # the long version: 100 kills
     python tests/crash/harness.py --kills 20 --seed 3
+    python tests/crash/harness.py --scheduler pbt_synch --samples 6   # synchronous PBT instead of ASHA
 
 Each cycle starts `tune run` (with `--resume` after the first) and kills it with SIGKILL, either
 after a random delay or at a failpoint (`HYPERFLEET_FAILPOINT`): just before a transaction
@@ -41,6 +42,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SEARCH = {"random": 'algorithm = "random"', "tpe": 'algorithm = "tpe"\noptions = { n_startup_trials = 4 }'}
+SCHEDULERS = {
+    "asha": 'kind = "asha"\nmax_t = {iters}\ngrace_period = 2\nreduction_factor = 2',
+    # Synchronous PBT: trials wait for each other at every third iteration (where they checkpoint),
+    # and paused trials are told to exploit through the controller.
+    "pbt_synch": 'kind = "pbt"\ntime_attr = "training_iteration"\nperturbation_interval = 3\nsynch = true\n'
+                 'hyperparam_mutations = {{ x = {{ uniform = [0.0, 1.0] }} }}',
+}
 FAILPOINTS = ["store_before_commit", "store_after_commit", "checkpoint_copied", "checkpoint_renamed"]
 
 SPEC = """
@@ -68,10 +76,7 @@ seed = {seed}
 {search}
 
 [scheduler]
-kind = "asha"
-max_t = {iters}
-grace_period = 2
-reduction_factor = 2
+{scheduler}
 
 [checkpoint]
 num_to_keep = 2
@@ -86,7 +91,8 @@ def write_spec(work, name, args):
     p = work / f"{name}.toml"
     p.write_text(SPEC.format(name=name, storage=work / "results", samples=args.samples, concurrent=args.concurrent,
                              here=HERE, iters=args.iters, sleep=args.sleep, seed=args.seed,
-                             search=SEARCH[args.searcher]))
+                             search=SEARCH[args.searcher],
+                             scheduler=SCHEDULERS[args.scheduler].format(iters=args.iters)))
     return p
 
 
@@ -235,6 +241,7 @@ def main(argv=None):
     ap.add_argument("--concurrent", type=int, default=1,
                     help="trials at once; with 1 the run is also compared with an uninterrupted reference")
     ap.add_argument("--searcher", choices=sorted(SEARCH), default="random")
+    ap.add_argument("--scheduler", choices=sorted(SCHEDULERS), default="asha")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)

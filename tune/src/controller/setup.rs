@@ -307,19 +307,23 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     let mut unapplied: BTreeMap<u64, (u64, Map<String, Value>, String)> = BTreeMap::new();
     if opts.resume {
         store::for_each_log(&conn_ck, |trial, kind, detail| {
-            if kind == "exploit" {
-                unapplied.remove(&trial); // a decided exploit was carried out
-            }
+            // Any later entry of a trial settles an exploit decided for it: carried out (its
+            // `exploit` entry) or overtaken (the donor had no checkpoint and the trial went on).
+            unapplied.remove(&trial);
             match algo.replay_raw(trial, kind, detail) {
                 Some(hyperfleet_scheduler::Decision::Stop { reason }) => {
                     last_stop.insert(trial, reason);
+                }
+                Some(hyperfleet_scheduler::Decision::Exploit { donor, config, note }) => {
+                    // The driver may have died before the donor's checkpoint was cloned.
+                    last_stop.remove(&trial);
+                    unapplied.insert(trial, (donor.0, config, note));
                 }
                 _ => {
                     last_stop.remove(&trial);
                 }
             }
-            // Exploits decided for paused trials (synchronous PBT): carried out unless an
-            // `exploit` entry for the trial follows.
+            // Exploits decided for paused trials (synchronous PBT's barrier), the same way.
             for (TrialId(t), TrialId(d), c, n) in algo.scheduler.take_exploits() {
                 unapplied.insert(t, (d, c, n));
             }
