@@ -274,6 +274,15 @@ pub(crate) fn compile_points(space: &Space, points: &[Config]) -> Result<Vec<Pre
     Ok(presets)
 }
 
+/// A `points_to_evaluate` config: the space sampled from `rng`, then the preset's leaves set.
+pub(crate) fn preset_config(space: &Space, preset: &Preset, rng: &mut crate::Rng) -> Config {
+    let mut config = space.resolve(&[], rng);
+    for (path, v) in preset {
+        crate::path::set_path(&mut config, path, v.clone());
+    }
+    config
+}
+
 /// The config with `value(j)` at searched dimension `j`, fixed values and `null`s elsewhere.
 pub(crate) fn assemble(space: &Space, leaves: &[Leaf], mut value: impl FnMut(usize) -> Value) -> Config {
     let values: Vec<Value> = leaves

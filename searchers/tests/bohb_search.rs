@@ -4,28 +4,13 @@
 //! configs stay in their domains.
 
 mod common;
-use common::{domain, inside};
+use common::{config, domain, inside, space, suggest};
 use hyperfleet_searchers::{
-    trial_rng, BohbConfig, BohbSearch, Config, Observation, Outcome, Searcher, Space, Suggestion, TrialId,
+    BohbConfig, BohbSearch, Config, Observation, Outcome, Searcher, Space, Suggestion, TrialId,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-
-fn space(v: Value) -> Space {
-    Space::parse(&v).unwrap()
-}
-
-fn suggest(s: &mut impl Searcher, seed: u64, t: u64) -> Suggestion {
-    s.suggest(TrialId(t), &mut trial_rng(seed, TrialId(t)))
-}
-
-fn config(s: Suggestion) -> Config {
-    match s {
-        Suggestion::Config(c) => c,
-        other => panic!("expected a config, got {other:?}"),
-    }
-}
 
 fn xy(c: &Config) -> (f64, f64) {
     (c["x"].as_f64().unwrap(), c["y"].as_f64().unwrap())

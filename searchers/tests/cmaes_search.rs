@@ -4,7 +4,7 @@
 //! configs stay in their domains.
 
 mod common;
-use common::{domain, inside};
+use common::{config, domain, inside, obj, space, suggest};
 use hyperfleet_searchers::{
     trial_rng, CmaesConfig, CmaesRestart, CmaesSearch, CmaesStop, Config, Observation, Outcome, Searcher, Space,
     Suggestion, TrialId,
@@ -12,25 +12,6 @@ use hyperfleet_searchers::{
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-fn space(v: Value) -> Space {
-    Space::parse(&v).unwrap()
-}
-
-fn obj(v: Value) -> Config {
-    v.as_object().unwrap().clone()
-}
-
-fn suggest(s: &mut impl Searcher, seed: u64, t: u64) -> Suggestion {
-    s.suggest(TrialId(t), &mut trial_rng(seed, TrialId(t)))
-}
-
-fn config(s: Suggestion) -> Config {
-    match s {
-        Suggestion::Config(c) => c,
-        other => panic!("expected a config, got {other:?}"),
-    }
-}
 
 /// Runs trials one after another, scoring each with `f` (higher is better), until the score
 /// reaches `target` or `n` trials ran; returns how many ran and the best score.

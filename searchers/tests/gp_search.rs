@@ -5,7 +5,7 @@
 //! its configs stay in their domains.
 
 mod common;
-use common::{domain, inside};
+use common::{config, domain, inside, obj, space, suggest};
 use hyperfleet_searchers::{
     trial_rng, BasicVariantGenerator, Config, Domain, GpConfig, GpSearch, Observation, Outcome, QmcSearch, Searcher,
     Space, Suggestion, TrialId,
@@ -14,25 +14,6 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::f64::consts::PI;
-
-fn space(v: Value) -> Space {
-    Space::parse(&v).unwrap()
-}
-
-fn obj(v: Value) -> Config {
-    v.as_object().unwrap().clone()
-}
-
-fn suggest(s: &mut impl Searcher, seed: u64, t: u64) -> Suggestion {
-    s.suggest(TrialId(t), &mut trial_rng(seed, TrialId(t)))
-}
-
-fn config(s: Suggestion) -> Config {
-    match s {
-        Suggestion::Config(c) => c,
-        other => panic!("expected a config, got {other:?}"),
-    }
-}
 
 /// Runs `n` trials one after another, scoring each with `f` (higher is better); returns the configs.
 fn sequential(s: &mut impl Searcher, seed: u64, n: u64, f: impl Fn(&Config) -> f64) -> Vec<(Config, f64)> {

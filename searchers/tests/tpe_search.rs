@@ -3,7 +3,7 @@
 //! an easy problem.
 
 mod common;
-use common::{domain, inside};
+use common::{config, domain, inside, obj, space, suggest};
 use hyperfleet_searchers::{
     trial_rng, BasicVariantGenerator, Config, Observation, Outcome, Searcher, Space, Suggestion, TpeConfig, TpeSearch,
     TrialId,
@@ -11,25 +11,6 @@ use hyperfleet_searchers::{
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-
-fn space(v: Value) -> Space {
-    Space::parse(&v).unwrap()
-}
-
-fn obj(v: Value) -> Config {
-    v.as_object().unwrap().clone()
-}
-
-fn suggest(s: &mut impl Searcher, seed: u64, t: u64) -> Suggestion {
-    s.suggest(TrialId(t), &mut trial_rng(seed, TrialId(t)))
-}
-
-fn config(s: Suggestion) -> Config {
-    match s {
-        Suggestion::Config(c) => c,
-        other => panic!("expected a config, got {other:?}"),
-    }
-}
 
 /// Runs `n` trials one after another, scoring each with `f`; returns the configs and the best score.
 fn sequential(s: &mut impl Searcher, seed: u64, n: u64, f: impl Fn(&Config) -> f64) -> (Vec<Config>, f64) {

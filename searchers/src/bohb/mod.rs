@@ -70,7 +70,7 @@
 mod kde;
 
 use crate::numeric::{self, Dim, Leaf, Preset};
-use crate::path::{get_path, set_path};
+use crate::path::get_path;
 use crate::sample::{below, unit};
 use crate::searcher::{Observation, Outcome, Searcher, Suggestion, TrialId};
 use crate::space::{Config, Space, SpaceError};
@@ -506,11 +506,7 @@ impl Searcher for BohbSearch {
             return Suggestion::Exhausted;
         }
         if let Some(preset) = self.presets.get(position as usize) {
-            let mut config = self.space.resolve(&[], rng);
-            for (path, v) in preset {
-                set_path(&mut config, path, v.clone());
-            }
-            return Suggestion::Config(config);
+            return Suggestion::Config(numeric::preset_config(&self.space, preset, rng));
         }
         if let Some(data) = self.model_data() {
             if unit(rng) >= self.random_fraction {

@@ -67,7 +67,7 @@ mod model;
 mod optim;
 
 use crate::numeric::{self, Dim, Leaf, Preset};
-use crate::path::{get_path, set_path};
+use crate::path::get_path;
 use crate::qmc::{quantile, Sobol};
 use crate::searcher::{Observation, Outcome, Searcher, Suggestion, TrialId};
 use crate::space::{Config, Space, SpaceError};
@@ -349,11 +349,7 @@ impl Searcher for GpSearch {
             return Suggestion::Exhausted;
         }
         if let Some(preset) = self.presets.get(position as usize) {
-            let mut config = self.space.resolve(&[], rng);
-            for (path, v) in preset {
-                set_path(&mut config, path, v.clone());
-            }
-            return Suggestion::Config(config);
+            return Suggestion::Config(numeric::preset_config(&self.space, preset, rng));
         }
         if self.dims.is_empty() || self.observed.len() < self.n_startup_trials.max(1) {
             return Suggestion::Config(self.startup_config(position - self.presets.len() as u64, rng));

@@ -40,7 +40,6 @@ pub use sequence::{Halton, QmcError, Sobol, SOBOL_MAX_DIMS};
 
 use crate::domain::int_quantized_bounds;
 use crate::numeric::{self, Dim, Leaf, Preset};
-use crate::path::set_path;
 use crate::searcher::{Searcher, Suggestion, TrialId};
 use crate::space::{Config, Space, SpaceError};
 use crate::{Domain, Rng};
@@ -210,11 +209,7 @@ impl Searcher for QmcSearch {
             return Suggestion::Exhausted;
         }
         if let Some(preset) = self.presets.get(position as usize) {
-            let mut config = self.space.resolve(&[], rng);
-            for (path, v) in preset {
-                set_path(&mut config, path, v.clone());
-            }
-            return Suggestion::Config(config);
+            return Suggestion::Config(numeric::preset_config(&self.space, preset, rng));
         }
         Suggestion::Config(self.config_at(position - self.presets.len() as u64, rng))
     }

@@ -1,9 +1,34 @@
-//! Shared by the searchers' property tests: random domains, and the exact set of values each
-//! domain may produce.
+//! Shared by the searchers' tests: random domains, the exact set of values each domain may
+//! produce, and the small helpers every searcher's test file calls.
+// Each test binary uses some of these, none uses all.
+#![allow(dead_code)]
 
-use hyperfleet_searchers::Domain;
+use hyperfleet_searchers::{trial_rng, Config, Domain, Searcher, Space, Suggestion, TrialId};
 use proptest::prelude::*;
 use serde_json::Value;
+
+/// A space from its JSON form.
+pub fn space(v: Value) -> Space {
+    Space::parse(&v).unwrap()
+}
+
+/// A config from a JSON object.
+pub fn obj(v: Value) -> Config {
+    v.as_object().unwrap().clone()
+}
+
+/// What `s` suggests for trial `t`, with the generator the controller would hand it.
+pub fn suggest(s: &mut impl Searcher, seed: u64, t: u64) -> Suggestion {
+    s.suggest(TrialId(t), &mut trial_rng(seed, TrialId(t)))
+}
+
+/// The config of a suggestion that must be one.
+pub fn config(s: Suggestion) -> Config {
+    match s {
+        Suggestion::Config(c) => c,
+        other => panic!("expected a config, got {other:?}"),
+    }
+}
 
 fn q_f64() -> impl Strategy<Value = f64> {
     prop::sample::select(vec![0.1, 0.25, 0.5, 1.0, 2.0, 5.0])
