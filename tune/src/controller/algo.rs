@@ -41,9 +41,9 @@ pub(crate) struct Algorithms {
     rng: Rng,
     configs: BTreeMap<u64, Config>,
     with_checkpoint: BTreeSet<u64>,
-    /// Each unfinished trial's last result as the scheduler saw it: a resume ends a trial whose
-    /// stopping result was recorded but whose end was not, and the scheduler must then get the
-    /// same `last` the uninterrupted run gave it.
+    /// Filled by replay only: each unfinished trial's last result as the scheduler saw it. A
+    /// resume ends a trial whose stopping result was recorded but whose end was not, and the
+    /// scheduler must then get the same `last` the uninterrupted run gave it.
     last_sched: BTreeMap<u64, SchedResult>,
 }
 
@@ -65,6 +65,15 @@ fn score_back(v: &Value) -> Option<f64> {
         Value::String(s) if s == "NaN" => Some(f64::NAN),
         v => v.as_f64(),
     }
+}
+
+/// The log entry of a result: what replay feeds the searcher and scheduler again.
+pub(crate) fn result_entry(obs: &Observation, sched: &SchedResult, checkpoint: bool) -> Value {
+    json!({
+        "obs_progress": obs.progress, "obs_score": obs.score,
+        "progress": sched.progress, "score": score_json(sched.score), "checkpoint": checkpoint,
+        "queued": sched.queued,
+    })
 }
 
 fn end_str(e: TrialEnd) -> &'static str {
@@ -96,14 +105,9 @@ impl Algorithms {
         Value::Object(config.clone())
     }
 
-    /// A result: the searcher observes `obs`, the scheduler decides on `sched`; returns the decision and the log entry.
-    pub(crate) fn result(
-        &mut self,
-        trial: u64,
-        obs: &Observation,
-        sched: &SchedResult,
-        checkpoint: bool,
-    ) -> (Decision, Value) {
+    /// A result: the searcher observes `obs`, the scheduler decides on `sched`; returns the
+    /// decision (its log entry is [`result_entry`]'s, written only when results are logged).
+    pub(crate) fn result(&mut self, trial: u64, obs: &Observation, sched: &SchedResult, checkpoint: bool) -> Decision {
         self.searcher.on_result(TrialId(trial), obs);
         if checkpoint {
             self.with_checkpoint.insert(trial);
@@ -111,14 +115,14 @@ impl Algorithms {
         let empty = Config::new();
         let config = self.configs.get(&trial).unwrap_or(&empty);
         let view = TrialView { id: TrialId(trial), config, has_checkpoint: self.with_checkpoint.contains(&trial) };
-        let d = self.scheduler.on_result(&view, sched, &mut self.rng);
-        self.last_sched.insert(trial, sched.clone());
-        let entry = json!({
-            "obs_progress": obs.progress, "obs_score": obs.score,
-            "progress": sched.progress, "score": score_json(sched.score), "checkpoint": checkpoint,
-            "queued": sched.queued,
-        });
-        (d, entry)
+        self.scheduler.on_result(&view, sched, &mut self.rng)
+    }
+
+    /// A stored result replayed: as [`Algorithms::result`], remembering what the scheduler saw.
+    fn replay_result(&mut self, trial: u64, obs: &Observation, sched: SchedResult, checkpoint: bool) -> Decision {
+        let d = self.result(trial, obs, &sched, checkpoint);
+        self.last_sched.insert(trial, sched);
+        d
     }
 
     /// A trial continues from `donor`'s checkpoint with `config`; returns the log entry.
@@ -137,7 +141,6 @@ impl Algorithms {
         last: Option<&SchedResult>,
         objectives: Option<&[f64]>,
     ) -> Value {
-        self.last_sched.remove(&trial);
         if let Some(v) = objectives {
             self.searcher.on_objectives(TrialId(trial), v);
         }
@@ -182,7 +185,7 @@ impl Algorithms {
                     },
                     queued: e.queued,
                 };
-                return Some(self.result(trial, &obs, &sched, e.checkpoint).0);
+                return Some(self.replay_result(trial, &obs, sched, e.checkpoint));
             }
         }
         let detail = serde_json::from_str(detail).unwrap_or(Value::Null);
@@ -204,7 +207,7 @@ impl Algorithms {
                     score: score_back(&d["score"]),
                     queued: d["queued"].as_u64().unwrap_or(0) as usize,
                 };
-                return Some(self.result(row.trial, &obs, &sched, d["checkpoint"].as_bool().unwrap_or(false)).0);
+                return Some(self.replay_result(row.trial, &obs, sched, d["checkpoint"].as_bool().unwrap_or(false)));
             }
             "exploit" => {
                 let config = d["config"].as_object().cloned().unwrap_or_default();
@@ -234,6 +237,7 @@ impl Algorithms {
                 let objectives: Option<Vec<f64>> =
                     d["objectives"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect());
                 self.end(row.trial, &outcome, end, last.as_ref(), objectives.as_deref());
+                self.last_sched.remove(&row.trial);
             }
             _ => {}
         }

@@ -343,7 +343,7 @@ impl Controller {
         if reason.is_none() && self.hooks.stop_trial(&id, &m) {
             reason = Some("stopper".into());
         }
-        let (decision, entry) = self.algo.result(seq, &obs, &sched, ckpt.is_some());
+        let decision = self.algo.result(seq, &obs, &sched, ckpt.is_some());
         let mut pruned = false;
         let mut pause = false;
         let mut exploit = None;
@@ -396,7 +396,7 @@ impl Controller {
         if self.spec.experiment.durability == crate::spec::Durability::Relaxed {
             ack.drain(..).for_each(|a| a.send());
         }
-        let log = self.log_results.then_some(entry);
+        let log = self.log_results.then(|| super::algo::result_entry(&obs, &sched, ckpt.is_some()));
         self.store_result(&m, ResultWrite { seq, iteration, ckpt, delete, ack, log });
         if stop {
             let score = obs.score;
