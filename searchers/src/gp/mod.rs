@@ -13,8 +13,10 @@
 //! # Model
 //!
 //! Scores (higher is better) are standardised to zero mean and unit variance over the observed
-//! trials (a constant set of scores becomes all zeros); the GP has a constant mean, the mean of
-//! the standardised scores (0), and a Matérn-5/2 kernel with one length scale per coordinate,
+//! trials (a constant set of scores becomes all zeros), warped by the Yeo-Johnson power
+//! transform whose exponent makes them most Gaussian (maximum likelihood; see `warp.rs`), and
+//! standardised again, so that a long tail of bad scores does not flatten the good region; the
+//! GP has a constant mean, the mean of the warped scores (0), and a Matérn-5/2 kernel with one length scale per coordinate,
 //! a signal variance and a noise variance (at least 1e-6; held there with
 //! `deterministic_objective`). The hyperparameters are the MAP estimate under Optuna
 //! `GPSampler`'s heuristic priors, found by L-BFGS on their logarithms with the analytic
@@ -36,7 +38,7 @@
 //! [`crate::QmcSearch`] maps them, the scramble keyed by the experiment seed, the index the
 //! trial's position after the points; random when the space has more dimensions than the
 //! sequence). Then the acquisition is `ln EI` (computed stably far below underflow, after Ament
-//! et al. 2023) over the best standardised score, maximised over the cube from
+//! et al. 2023) over the best warped score, maximised over the cube from
 //! `n_candidates` random points and `n_local_search` local searches (see `optim.rs`: L-BFGS on
 //! continuous coordinates, value-by-value moves on discrete ones, no continuous relaxation).
 //! Running trials are constant liars: each is conditioned on as if it had scored the worst
@@ -65,6 +67,7 @@ mod lbfgs;
 mod linalg;
 mod model;
 mod optim;
+mod warp;
 
 use crate::numeric::{self, Dim, Leaf, Preset};
 use crate::path::get_path;
@@ -243,7 +246,7 @@ impl GpSearch {
         let mut start = self.fits.0.get(&k).cloned();
         for &k in chain.iter().rev() {
             let x: Vec<Vec<f64>> = self.observed[..k].iter().map(|(x, _)| x.clone()).collect();
-            let y = standardise(&self.observed[..k].iter().map(|(_, s)| *s).collect::<Vec<_>>());
+            let y = warp::warp(&self.observed[..k].iter().map(|(_, s)| *s).collect::<Vec<_>>());
             let h = model::fit(&x, &y, start.as_ref(), self.enc.width, self.fit_noise);
             self.fits.0.insert(k, h.clone());
             start = Some(h);
@@ -255,7 +258,7 @@ impl GpSearch {
     /// GP cannot be conditioned or the acquisition is undefined.
     fn gp_point(&mut self, trial: TrialId, rng: &mut Rng) -> Option<Vec<f64>> {
         let h = self.hyper_at(self.observed.len());
-        let mut y = standardise(&self.observed.iter().map(|(_, s)| *s).collect::<Vec<_>>());
+        let mut y = warp::warp(&self.observed.iter().map(|(_, s)| *s).collect::<Vec<_>>());
         let (mut best, mut incumbent, mut lie) = (f64::NEG_INFINITY, 0, f64::INFINITY);
         for (i, &v) in y.iter().enumerate() {
             if v > best {
@@ -328,19 +331,6 @@ fn warm_from(n: usize) -> usize {
     }
 }
 
-/// Scores scaled to zero mean and unit variance (all zeros when they are all equal).
-fn standardise(scores: &[f64]) -> Vec<f64> {
-    // Divide by the largest magnitude first, so that huge scores cannot overflow the variance.
-    let top = scores.iter().fold(0.0f64, |m, s| m.max(s.abs()));
-    let top = if top > 0.0 && top.is_finite() { top } else { 1.0 };
-    let y: Vec<f64> = scores.iter().map(|s| s / top).collect();
-    let n = y.len().max(1) as f64;
-    let mean = y.iter().sum::<f64>() / n;
-    let sd = (y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
-    let sd = if sd > 1e-12 { sd } else { 1.0 };
-    y.iter().map(|v| (v - mean) / sd).collect()
-}
-
 /// A fold over the calls: see the module docs.
 impl Searcher for GpSearch {
     fn suggest(&mut self, trial: TrialId, rng: &mut Rng) -> Suggestion {
@@ -406,17 +396,6 @@ impl Searcher for GpSearch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn standardise_handles_constant_and_huge_scores() {
-        assert_eq!(standardise(&[3.0, 3.0, 3.0]), vec![0.0; 3]);
-        let y = standardise(&[1.0, 2.0, 3.0]);
-        let want = [-(1.5f64).sqrt(), 0.0, (1.5f64).sqrt()];
-        assert!(y.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{y:?}");
-        let y = standardise(&[1e300, -1e300]);
-        assert_eq!(y, vec![1.0, -1.0]);
-        assert_eq!(standardise(&[5.0]), vec![0.0]);
-    }
 
     #[test]
     fn a_fit_chain_is_a_function_of_the_observations() {

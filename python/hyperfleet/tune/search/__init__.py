@@ -240,7 +240,9 @@ class CMAESSearch(Searcher):
 
 class GPSearch(Searcher):
     """Gaussian-process Bayesian optimisation: Matérn-5/2 kernel with a length scale per parameter,
-    hyperparameters fitted by MAP with L-BFGS, log expected improvement maximised from random
+    scores warped towards a Gaussian (Yeo-Johnson, exponent by maximum likelihood) so that a long
+    tail of bad results does not flatten the model, hyperparameters fitted by MAP with L-BFGS,
+    log expected improvement maximised from random
     starts; integer and categorical parameters searched value by value; running trials count as
     the worst score seen (constant liar). Quasi-random until ``n_startup_trials`` have a score.
     ``metric``/``mode`` may be given here instead of in ``TuneConfig``. Runs in the Rust core.
