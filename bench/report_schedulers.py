@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional
 
 CROSS_TITLES = {"0": "rank-consistent", "0.5": "mild crossing", "1": "strong crossing"}
 SHORT = {"random": "random search", "ray_asha": "Ray ASHA", "asha": "hyperfleet asha",
-         "asha_promotion": "hyperfleet asha_promotion", "ray_hyperband": "Ray HyperBand",
+         "asha_promotion": "hyperfleet asha_promotion", "asha_adaptive": "hyperfleet asha_adaptive",
+         "ray_hyperband": "Ray HyperBand",
          "hyperband": "hyperfleet hyperband"}
 
 
@@ -225,7 +226,7 @@ def make_plot(rec: Optional[Dict[str, Any]], plots_dir: str) -> List[str]:
     xs = [c * p["budget_epochs"] for c in p["checkpoints"]]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), sharey=True, squeeze=False)
     styles = {"random": ("#666666", ":"), "ray_asha": ("#d95f02", "--"), "asha": ("#1b9e77", "-"),
-              "asha_promotion": ("#66a61e", "-"), "ray_hyperband": ("#e7298a", "--"), "hyperband": ("#7570b3", "-")}
+              "asha_promotion": ("#66a61e", "-"), "asha_adaptive": ("#e6ab02", "-"), "ray_hyperband": ("#e7298a", "--"), "hyperband": ("#7570b3", "-")}
     for ax, k in zip(axes[0], keys):
         for meth in rec["methods"]:
             ys = rec["summary"][k][meth].get("anytime_median") or []

@@ -44,6 +44,29 @@ def test_asha_uses_a_third_of_fifo_and_finds_the_same_best(storage):
     assert show[0][0] == len(early)
 
 
+def test_adaptive_asha_finds_the_rung_that_predicts_the_end(storage):
+    # 27 configs whose early order is the reverse of their final one; the best (q = 0) comes
+    # 22nd. ASHA stops it at t = 1; the adaptive scheduler has measured by then that only t >= 9
+    # predicts the end, so it judges new trials there.
+    space = {"q": tune.grid_search([((i + 6) * 10 % 27) / 26 for i in range(27)]), "max_t": 27}
+    asha = fit(storage, trainables.crossing_curve, space, "asha_x", metric="loss", mode="min",
+               scheduler=schedulers.ASHAScheduler(max_t=27, grace_period=1, reduction_factor=3),
+               max_concurrent_trials=2)
+    adaptive = fit(storage, trainables.crossing_curve, space, "adaptive_x", metric="loss", mode="min",
+                   scheduler=schedulers.AdaptiveASHAScheduler(max_t=27, grace_period=1, reduction_factor=3),
+                   max_concurrent_trials=2)
+    assert asha.get_best_result().metrics["loss"] > 0
+    best = adaptive.get_best_result()
+    assert best.config["q"] == 0 and best.metrics["loss"] == 0
+    assert total_iterations(adaptive) <= 0.7 * 27 * 27
+    # The calibration trials (every other one of the first twelve) ran to the end whatever their scores.
+    assert [adaptive[i].metrics["training_iteration"] for i in (0, 2, 4, 6, 8, 10)] == [27] * 6
+    assert adaptive[21].config["q"] == 0 and adaptive[21].metrics["training_iteration"] == 27
+    assert asha[21].metrics["training_iteration"] == 1 and "rung 0 (t=1)" in asha[21].stop_reason
+    late = [r for r in adaptive if "bracket 2, rung 0 (t=9)" in (r.stop_reason or "")]
+    assert late and all(r.metrics["training_iteration"] == 9 for r in late), [r.stop_reason for r in adaptive]
+
+
 def test_asha_promotion_pauses_and_resumes_from_checkpoints(storage):
     grid = fit(storage, trainables.learning_curve, CURVES, "promo", metric="loss", mode="min",
                scheduler=schedulers.ASHAPromotionScheduler(max_t=27, grace_period=1, reduction_factor=3),
@@ -153,6 +176,8 @@ def test_pbt_policy_file_replays(storage):
 def test_bad_scheduler_arguments_are_refused():
     with pytest.raises(ValueError, match="mode"):
         schedulers.ASHAScheduler(metric="loss", mode="best")
+    with pytest.raises(ValueError, match="min_rank_correlation"):
+        schedulers.AdaptiveASHAScheduler(min_rank_correlation=2)
     with pytest.raises(ValueError, match="hyperparam_bounds"):
         schedulers.PB2(hyperparam_bounds={"lr": [1, 0]})
     with pytest.raises(TypeError, match="hyperparam_mutations.lr"):

@@ -131,6 +131,13 @@ def learning_curve(config):
             tune.report({"loss": floor + (1 - floor) * t ** -0.7}, checkpoint=tune.Checkpoint.from_directory(d))
 
 
+def crossing_curve(config):
+    """Learning curves that cross: the final loss is `q` (lower is better), but until t = 9 the
+    order is reversed (loss 2 - q), as when the best configs learn slowly."""
+    for t in range(1, config.get("max_t", 27) + 1):
+        tune.report({"loss": config["q"] if t >= 9 else 2 - config["q"]})
+
+
 def pbt_toy(config):
     """Ray's PBT toy problem: accuracy grows fastest when lr tracks an optimum that moves with accuracy.
 

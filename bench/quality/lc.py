@@ -37,7 +37,7 @@ epoch one time unit. Configs are offered in the same order to every method (the 
   worker takes the trial choose_trial_to_run returns, else the first PENDING one; STOP ends a
   trial with on_trial_complete, PAUSE frees the worker, trials the scheduler stops while paused
   go through the controller's stop_trial (on_trial_remove).
-- asha / asha_promotion / hyperband: ours, the same settings, simulated by lc_sim, which
+- asha / asha_promotion / asha_adaptive / hyperband: ours, the same settings, simulated by lc_sim, which
   drives them exactly as hyperfleet's controller does (trials created when a worker asks).
 
 Both simulations: an epoch counts when it starts and none starts once the budget is spent;
@@ -78,18 +78,20 @@ H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 
                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]], dtype=float)
 H6_MIN = -3.32236801141551
 
-METHODS = ["random", "ray_asha", "asha", "asha_promotion", "ray_hyperband", "hyperband"]
+METHODS = ["random", "ray_asha", "asha", "asha_promotion", "asha_adaptive", "ray_hyperband", "hyperband"]
 LABELS = {
     "random": "random search (no early stopping)",
     "ray_asha": "Ray ASHAScheduler",
     "asha": "hyperfleet asha",
     "asha_promotion": "hyperfleet asha_promotion",
+    "asha_adaptive": "hyperfleet asha_adaptive",
     "ray_hyperband": "Ray HyperBandScheduler",
     "hyperband": "hyperfleet hyperband",
 }
 # Paired tests: (ours, theirs).
-PAIRS = [("asha", "ray_asha"), ("asha_promotion", "ray_asha"), ("hyperband", "ray_hyperband"),
-         ("asha", "random"), ("asha_promotion", "random"), ("hyperband", "random"),
+PAIRS = [("asha", "ray_asha"), ("asha_promotion", "ray_asha"), ("asha_adaptive", "ray_asha"),
+         ("hyperband", "ray_hyperband"), ("asha", "random"), ("asha_promotion", "random"),
+         ("asha_adaptive", "random"), ("hyperband", "random"),
          ("ray_asha", "random"), ("ray_hyperband", "random")]
 CHECKPOINTS = (0.125, 0.25, 0.5, 0.75, 1.0)  # fractions of the budget for anytime regret
 
@@ -287,6 +289,7 @@ def our_runs(max_t: int, evals: int) -> List[Dict[str, Any]]:
         {"name": "fifo", "scheduler": {"kind": "fifo"}, "max_configs": evals},
         {"name": "asha", "scheduler": {"kind": "asha", **asha}},
         {"name": "asha_promotion", "scheduler": {"kind": "asha_promotion", **asha}},
+        {"name": "asha_adaptive", "scheduler": {"kind": "asha_adaptive", **asha}},
         {"name": "hyperband", "scheduler": {"kind": "hyperband", "max_t": max_t, "reduction_factor": 3}},
     ]
 

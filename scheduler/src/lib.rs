@@ -13,6 +13,7 @@
 //! ```
 
 pub mod asha;
+pub mod asha_adaptive;
 pub mod asha_promotion;
 mod fifo;
 pub mod hyperband;
@@ -23,6 +24,7 @@ pub mod pbt_replay;
 mod stats;
 
 pub use asha::{Asha, AshaConfig};
+pub use asha_adaptive::{AshaAdaptive, AshaAdaptiveConfig};
 pub use asha_promotion::{AshaPromotion, AshaPromotionConfig};
 pub use fifo::FifoScheduler;
 pub use hyperband::{HyperBand, HyperBandConfig};
@@ -143,6 +145,8 @@ pub enum SchedulerConfig {
     Asha(asha::AshaConfig),
     /// The ASHA paper's promotion algorithm (pause at rungs, promote the top 1/η).
     AshaPromotion(asha_promotion::AshaPromotionConfig),
+    /// ASHA that measures how well each rung predicts the end and stops only at rungs that do.
+    AshaAdaptive(asha_adaptive::AshaAdaptiveConfig),
     /// Synchronous HyperBand.
     #[serde(rename = "hyperband")]
     HyperBand(hyperband::HyperBandConfig),
@@ -173,6 +177,7 @@ impl SchedulerConfig {
             SchedulerConfig::Fifo => Box::new(FifoScheduler),
             SchedulerConfig::Asha(c) => Box::new(c.build()?),
             SchedulerConfig::AshaPromotion(c) => Box::new(c.build()?),
+            SchedulerConfig::AshaAdaptive(c) => Box::new(c.build()?),
             SchedulerConfig::HyperBand(c) => Box::new(c.build()?),
             SchedulerConfig::Median(c) => Box::new(c.build()?),
             SchedulerConfig::Pbt(c) => Box::new(c.build()?),
@@ -187,6 +192,7 @@ impl SchedulerConfig {
             SchedulerConfig::Fifo => "training_iteration",
             SchedulerConfig::Asha(c) => c.time_attr(),
             SchedulerConfig::AshaPromotion(c) => c.time_attr(),
+            SchedulerConfig::AshaAdaptive(c) => c.time_attr(),
             SchedulerConfig::HyperBand(c) => c.time_attr(),
             SchedulerConfig::Median(c) => c.time_attr(),
             SchedulerConfig::Pbt(c) => c.time_attr(),
@@ -201,6 +207,7 @@ impl SchedulerConfig {
             SchedulerConfig::Fifo => None,
             SchedulerConfig::Asha(c) => c.objective(),
             SchedulerConfig::AshaPromotion(c) => c.objective(),
+            SchedulerConfig::AshaAdaptive(c) => c.objective(),
             SchedulerConfig::HyperBand(c) => c.objective(),
             SchedulerConfig::Median(c) => c.objective(),
             SchedulerConfig::Pbt(c) => c.objective(),
@@ -223,6 +230,7 @@ impl SchedulerConfig {
             SchedulerConfig::Fifo | SchedulerConfig::PbtReplay(_) => {}
             SchedulerConfig::Asha(c) => fill(&mut c.metric, &mut c.mode),
             SchedulerConfig::AshaPromotion(c) => fill(&mut c.metric, &mut c.mode),
+            SchedulerConfig::AshaAdaptive(c) => fill(&mut c.metric, &mut c.mode),
             SchedulerConfig::HyperBand(c) => fill(&mut c.metric, &mut c.mode),
             SchedulerConfig::Median(c) => fill(&mut c.metric, &mut c.mode),
             SchedulerConfig::Pbt(c) => fill(&mut c.metric, &mut c.mode),
