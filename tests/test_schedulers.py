@@ -163,6 +163,14 @@ def test_pbt_policy_file_replays(storage):
                metric="mean_accuracy", mode="max", num_samples=4, stop={"training_iteration": 120})
     exploited = [r for r in grid if r.lineage]
     assert exploited
+    for r in exploited:
+        # Each file is a lineage: every step continues the model the step before it produced,
+        # so the donors chain and the change points never go back in time.
+        with open(os.path.join(grid.experiment_path, f"pbt_policy_{r.trial_id}.txt")) as f:
+            steps = [json.loads(line) for line in f]
+        assert steps[-1]["trial_id"] == r.trial_id
+        for a, b in zip(steps, steps[1:]):
+            assert b["donor"] == a["trial_id"] and b["donor_iteration"] >= a["donor_iteration"], (a, b)
     policy = os.path.join(grid.experiment_path, f"pbt_policy_{exploited[0].trial_id}.txt")
     replay = schedulers.PopulationBasedTrainingReplay(policy)
     again = fit(storage, trainables.pbt_toy, {**replay.config, "seed": 1}, "replay", scheduler=replay,

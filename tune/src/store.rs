@@ -593,6 +593,27 @@ pub fn for_each_log(conn: &Connection, mut f: impl FnMut(u64, &str, &str)) -> ru
     Ok(())
 }
 
+/// Each trial's PBT policy history (its donors' lines, then its own, as in its
+/// `pbt_policy_<trial_id>.txt`), rebuilt from the stored `exploit` events in order.
+pub fn policy_histories(conn: &Connection) -> rusqlite::Result<std::collections::BTreeMap<u64, String>> {
+    let mut st = conn.prepare("SELECT trial_seq, detail FROM events WHERE kind = 'exploit' ORDER BY id")?;
+    let ids: std::collections::BTreeMap<String, u64> = conn
+        .prepare("SELECT trial_id, seq FROM trials")?
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out: std::collections::BTreeMap<u64, String> = Default::default();
+    let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (seq, line) = row?;
+        let donor = serde_json::from_str::<Value>(&line).ok().and_then(|v| ids.get(v.get("donor")?.as_str()?).copied());
+        let mut history = donor.and_then(|d| out.get(&d).cloned()).unwrap_or_default();
+        history.push_str(&line);
+        history.push('\n');
+        out.insert(seq, history);
+    }
+    Ok(out)
+}
+
 /// Reads every trial with its last result and latest checkpoint, in creation order.
 pub fn load_trials(conn: &Connection) -> rusqlite::Result<Vec<TrialRow>> {
     let mut st = conn.prepare(
@@ -685,6 +706,34 @@ mod tests {
         th.join().unwrap();
         let csv = std::fs::read_to_string(dir.path().join("progress.csv")).unwrap();
         assert_eq!(csv, "loss\n0.5\n");
+    }
+
+    #[test]
+    fn policy_histories_follow_the_lineage() {
+        // c exploits a, then b exploits c: b's history is a's (none), then c's line, then its own.
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("experiment.db"), true).unwrap();
+        for (seq, id) in [(0, "a"), (1, "b"), (2, "c")] {
+            conn.execute(
+                "INSERT INTO trials(seq, trial_id, name, config, status, resources, logdir, created_at) VALUES (?1, ?2, ?2, '{}', 'RUNNING', '{}', ?2, 0)",
+                params![seq, id],
+            )
+            .unwrap();
+        }
+        let line = |trial: &str, donor: &str| format!(r#"{{"trial_id":"{trial}","donor":"{donor}"}}"#);
+        for (seq, l) in [(2, line("c", "a")), (1, line("b", "c"))] {
+            conn.execute(
+                "INSERT INTO events(timestamp, trial_seq, kind, detail) VALUES (0, ?1, 'exploit', ?2)",
+                params![seq, l],
+            )
+            .unwrap();
+        }
+        conn.execute("INSERT INTO events(timestamp, trial_seq, kind, detail) VALUES (0, 0, 'status', 'RUNNING')", [])
+            .unwrap();
+        let h = policy_histories(&conn).unwrap();
+        assert_eq!(h.get(&0), None);
+        assert_eq!(h[&2], format!("{}\n", line("c", "a")));
+        assert_eq!(h[&1], format!("{}\n{}\n", line("c", "a"), line("b", "c")));
     }
 
     #[test]

@@ -42,8 +42,8 @@ impl Controller {
                     self.retire_group(group, true);
                 }
             },
-            Ev::Cloned { seq, donor, donor_iteration, config, note, saved } => {
-                self.finish_exploit(seq, donor, donor_iteration, config, note, saved)
+            Ev::Cloned { seq, donor, donor_iteration, donor_config, donor_policy, config, note, saved } => {
+                self.finish_exploit(seq, donor, donor_iteration, (donor_config, donor_policy), config, note, saved)
             }
             Ev::CapacityFreed => {}
             Ev::StoreFailed(e) => {
@@ -687,6 +687,8 @@ impl Controller {
         };
         let donor_iteration = ck.iteration;
         let donor_id = d.id.clone();
+        // What the cloned checkpoint was trained with: the donor may exploit again before the copy ends.
+        let (donor_config, donor_policy) = (d.config.clone(), d.policy.clone());
         let t = self.trials.get_mut(&seq).expect("trial exists");
         t.cloning = true;
         let rel = format!(
@@ -699,16 +701,19 @@ impl Controller {
             let saved = persist_checkpoint(std::slice::from_ref(&src), &dst)
                 .map(|_| rel)
                 .map_err(|e| format!("{}: {e}", src.display()));
-            let _ = tx.send(Ev::Cloned { seq, donor, donor_iteration, config, note, saved });
+            let _ =
+                tx.send(Ev::Cloned { seq, donor, donor_iteration, donor_config, donor_policy, config, note, saved });
         });
     }
 
     /// The donor's checkpoint is in place: switch config, record the lineage, requeue.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn finish_exploit(
         &mut self,
         seq: u64,
         donor: u64,
         donor_iteration: u64,
+        (donor_config, donor_policy): (Map<String, Value>, String),
         config: Map<String, Value>,
         note: String,
         saved: Result<String, String>,
@@ -734,16 +739,19 @@ impl Controller {
         let donor_id = self.trials[&donor].id.clone();
         let entry = self.algo.exploit(seq, donor, &config).to_string();
         // As in Ray's policy files, `old_config` is the donor's: the model being continued was trained with it.
-        let policy = json!({
+        let step = json!({
             "trial_id": self.trials[&seq].id, "donor": donor_id, "donor_iteration": donor_iteration,
-            "iteration": from_iteration, "old_config": self.trials[&donor].config, "new_config": config,
+            "iteration": from_iteration, "old_config": donor_config, "new_config": config,
             "explore": note,
         });
         let cfg = serde_json::to_string(&config).unwrap_or_default();
-        let line = policy.to_string();
+        let line = step.to_string();
         let policy_file = self.exp_dir.join(format!("pbt_policy_{}.txt", self.trials[&seq].id));
-        let donor_file = self.exp_dir.join(format!("pbt_policy_{donor_id}.txt"));
-        let (line2, rel2) = (line.clone(), rel.clone());
+        // The trial inherits its donor's history as of the cloned checkpoint, then adds this step
+        // (Ray's policy-file layout, as JSON lines).
+        let policy = format!("{donor_policy}{line}\n");
+        self.trials.get_mut(&seq).expect("trial exists").policy = policy.clone();
+        let (line2, rel2) = (line, rel.clone());
         self.store.write(
             move |c| {
                 store::append_log(c, seq, "exploit", &entry)?;
@@ -757,9 +765,7 @@ impl Controller {
                 Ok(())
             },
             Some(Box::new(move |_: &mut TrialFiles| {
-                // The trial inherits its donor's history, then adds this step (Ray's policy-file layout, as JSON lines).
-                let history = std::fs::read_to_string(&donor_file).unwrap_or_default();
-                let _ = std::fs::write(&policy_file, format!("{history}{line}\n"));
+                let _ = std::fs::write(&policy_file, policy);
             })),
         );
         if requeue {

@@ -359,6 +359,7 @@ impl Controller {
                 restore: None,
                 last_sched: None,
                 cloning: false,
+                policy: String::new(),
                 recorded: 0,
                 gang,
             },

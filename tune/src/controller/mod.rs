@@ -133,6 +133,8 @@ pub(crate) struct Trial {
     last_sched: Option<hyperfleet_scheduler::SchedResult>,
     /// A donor's checkpoint is being cloned into this trial's folder.
     cloning: bool,
+    /// Its PBT lineage: the policy-file lines of its donors, then its own exploits.
+    policy: String,
     /// The highest `training_iteration` already recorded: a trial resumed from an older
     /// checkpoint re-reports iterations up to here, and those are not recorded twice.
     recorded: u64,
@@ -174,6 +176,9 @@ pub(crate) enum Ev {
         seq: u64,
         donor: u64,
         donor_iteration: u64,
+        /// The donor's config and lineage when its checkpoint was taken.
+        donor_config: Map<String, Value>,
+        donor_policy: String,
         config: Map<String, Value>,
         note: String,
         saved: Result<String, String>,

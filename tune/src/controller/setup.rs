@@ -340,6 +340,11 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
     // What to do with each stored trial that has not finished, once the controller exists.
     let mut end_now: Vec<(u64, String, bool)> = Vec::new();
     let mut readd: Vec<u64> = Vec::new();
+    let mut policies = if rows.is_empty() {
+        Default::default()
+    } else {
+        store::policy_histories(&conn_ck).map_err(|e| RunError::Store(e.to_string()))?
+    };
     for r in rows {
         let stored_status = Status::parse(&r.status).unwrap_or(Status::Pending);
         let again = stored_status == Status::Error && (opts.resume_errored || opts.restart_errored);
@@ -410,6 +415,7 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
                 restore,
                 last_sched: if status.is_final() { None } else { algo.last_sched(r.seq) },
                 cloning: false,
+                policy: policies.remove(&r.seq).unwrap_or_default(),
                 // A restarted trial starts over, so its iterations are new ones.
                 recorded: if restart { 0 } else { recorded },
                 gang: crate::spec::trial_gang(&v.gang, &config_for_gang),
