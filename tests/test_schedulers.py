@@ -131,6 +131,25 @@ def test_pbt_reaches_the_toy_target_where_random_search_does_not(storage):
     assert _iterations_to_target(plain) is None
 
 
+def assert_exploits_at_complete_boundaries(grid, interval, trials):
+    """Synchronous mode: each exploit is at a boundary every trial's result had already reached.
+
+    The replay log is in commit order; an exploit's log entry and its event are written in one
+    transaction, in the same order."""
+    log = query(grid.experiment_path, "SELECT seq, trial_seq, kind, detail FROM log ORDER BY seq")
+    events = [json.loads(d) for (d,) in query(
+        grid.experiment_path, "SELECT detail FROM events WHERE kind = 'exploit' ORDER BY id")]
+    exploit_rows = [row for row in log if row[2] == "exploit"]
+    assert exploit_rows and len(exploit_rows) == len(events), "the barrier perturbed someone"
+    for (at, _, _, _), e in zip(exploit_rows, events):
+        boundary = e["donor_iteration"]
+        assert boundary % interval == 0, e
+        for trial in range(trials):
+            before = [json.loads(d)["obs_progress"] for s, t, k, d in log if t == trial and k == "result" and s < at]
+            assert max(before, default=0) >= boundary, (e, trial, max(before, default=0))
+        assert 0.0001 <= e["new_config"]["lr"] <= 0.02
+
+
 def test_synchronous_pbt_perturbs_only_when_every_trial_has_reached_the_boundary(storage):
     pbt = schedulers.PopulationBasedTraining(
         time_attr="training_iteration", perturbation_interval=4, synch=True,
@@ -140,20 +159,7 @@ def test_synchronous_pbt_perturbs_only_when_every_trial_has_reached_the_boundary
                stop={"training_iteration": 40}, search_alg=tune.search.BasicVariantGenerator(random_state=2))
     assert grid.num_errors == 0 and len(grid) == 4
     assert all(r.metrics["training_iteration"] == 40 for r in grid)
-    # The replay log is in commit order. Each exploit (its log entry and its event are written in
-    # one transaction, in the same order) is at a boundary every trial's result had already reached.
-    log = query(grid.experiment_path, "SELECT seq, trial_seq, kind, detail FROM log ORDER BY seq")
-    events = [json.loads(d) for (d,) in query(
-        grid.experiment_path, "SELECT detail FROM events WHERE kind = 'exploit' ORDER BY id")]
-    exploit_rows = [row for row in log if row[2] == "exploit"]
-    assert exploit_rows and len(exploit_rows) == len(events), "the barrier perturbed someone"
-    for (at, _, _, _), e in zip(exploit_rows, events):
-        boundary = e["donor_iteration"]
-        assert boundary % 4 == 0, e
-        for trial in range(4):
-            before = [json.loads(d)["obs_progress"] for s, t, k, d in log if t == trial and k == "result" and s < at]
-            assert max(before, default=0) >= boundary, (e, trial, max(before, default=0))
-        assert 0.0001 <= e["new_config"]["lr"] < 0.02
+    assert_exploits_at_complete_boundaries(grid, interval=4, trials=4)
 
 
 def test_pbt_policy_file_replays(storage):
@@ -192,12 +198,17 @@ def test_bad_scheduler_arguments_are_refused():
         schedulers.PopulationBasedTraining(hyperparam_mutations={"lr": object()})
 
 
-def test_pb2_explores_inside_its_bounds(storage):
-    pb2 = schedulers.PB2(time_attr="training_iteration", perturbation_interval=5, hyperparam_bounds={"lr": [0.0001, 0.02]})
-    grid = fit(storage, trainables.pbt_toy, {"lr": tune.uniform(0.0001, 0.02), "seed": 3}, "pb2", scheduler=pb2,
-               metric="mean_accuracy", mode="max", num_samples=4, stop={"training_iteration": 60})
+@pytest.mark.parametrize("synch", [False, True])
+def test_pb2_explores_inside_its_bounds(storage, synch):
+    pb2 = schedulers.PB2(time_attr="training_iteration", perturbation_interval=5, hyperparam_bounds={"lr": [0.0001, 0.02]},
+                         synch=synch)
+    grid = fit(storage, trainables.pbt_toy, {"lr": tune.uniform(0.0001, 0.02), "seed": 3}, f"pb2_{synch}", scheduler=pb2,
+               metric="mean_accuracy", mode="max", num_samples=4, stop={"training_iteration": 60},
+               max_concurrent_trials=2 if synch else None)
     assert grid.num_errors == 0 and len(grid) == 4
     steps = [s for r in grid for s in r.lineage]
     assert steps, "PB2 exploited"
     assert all(0.0001 <= s["new_config"]["lr"] <= 0.02 for s in steps)
     assert all(r.metrics["training_iteration"] == 60 for r in grid)
+    if synch:
+        assert_exploits_at_complete_boundaries(grid, interval=5, trials=4)

@@ -14,8 +14,9 @@
 //!
 //! Values are kept as `f64` (Ray rounds them to `f32`); a hyperparameter whose donor value is an
 //! integer is rounded and kept inside the bounds. Before the donor has a reward change the
-//! donor's config is kept unchanged (Ray). `synch = true` is refused as in PBT, and
-//! `custom_explore_fn` is a flag for the controller. [`Pb2::fill_config`] draws missing
+//! donor's config is kept unchanged (Ray). `synch = true` is PBT's synchronous mode (the same
+//! barrier; each bottom-quantile trial's explore is the bandit's), and `custom_explore_fn` is a
+//! flag for the controller. [`Pb2::fill_config`] draws missing
 //! hyperparameters uniformly from their bounds, as Ray does when a trial is added.
 
 mod acq;
@@ -23,7 +24,7 @@ mod data;
 mod gp;
 mod lbfgs;
 
-use crate::pbt::population::{check_common, check_objective, config_error, objective, Population, Step};
+use crate::pbt::population::{check_common, check_objective, config_error, objective, Barrier, Population, Step};
 use crate::{Config, Decision, Rng, SchedResult, SchedulerConfigError, TrialEnd, TrialId, TrialScheduler, TrialView};
 use data::Row;
 use rand::Rng as _;
@@ -50,7 +51,7 @@ pub struct Pb2Config {
     pub custom_explore_fn: bool,
     /// Whether a result without the metric stops the trial (true) or is ignored.
     pub require_attrs: bool,
-    /// Ray's synchronous mode; not supported (false).
+    /// Ray's synchronous mode: all trials meet at each boundary before any is perturbed (false).
     pub synch: bool,
 }
 
@@ -81,11 +82,14 @@ struct Bound {
 impl Pb2Config {
     /// Validates every setting and builds the scheduler.
     pub fn build(&self) -> Result<Pb2, SchedulerConfigError> {
-        check_common(&self.time_attr, self.perturbation_interval, self.quantile_fraction, self.synch, false)?;
+        check_common(&self.time_attr, self.perturbation_interval, self.quantile_fraction)?;
         check_objective(self.metric.as_deref(), self.mode.as_deref())?;
         let bounds = parse_bounds(&self.hyperparam_bounds)?;
+        let population = Population::new(self.perturbation_interval, 0.0, self.quantile_fraction, self.require_attrs);
         Ok(Pb2 {
-            population: Population::new(self.perturbation_interval, 0.0, self.quantile_fraction, self.require_attrs),
+            population: if self.synch { population.synchronous() } else { population },
+            synch: self.synch,
+            barrier: Barrier::default(),
             bounds,
             rows: Vec::new(),
             pending: Vec::new(),
@@ -151,6 +155,9 @@ fn parse_bounds(v: &Value) -> Result<Vec<Bound>, SchedulerConfigError> {
 #[derive(Clone, Debug)]
 pub struct Pb2 {
     population: Population,
+    synch: bool,
+    /// Synchronous mode: the trials waiting at the boundary and the exploits decided for them.
+    barrier: Barrier,
     bounds: Vec<Bound>,
     rows: Vec<Row>,
     /// Values chosen since time last advanced (Ray's `current`).
@@ -257,6 +264,11 @@ impl TrialScheduler for Pb2 {
                 self.rows.push(Row { trial: trial.id, time: result.progress, values, reward });
             }
         }
+        if self.synch {
+            if let Step::Boundary { .. } = step {
+                return self.at_barrier(trial, rng);
+            }
+        }
         match step {
             Step::Continue | Step::Boundary { donor: None, pause: false } => Decision::Continue,
             Step::Stop(reason) => Decision::Stop { reason },
@@ -271,10 +283,33 @@ impl TrialScheduler for Pb2 {
 
     fn on_trial_complete(&mut self, trial: TrialId, _end: TrialEnd, _last: Option<&SchedResult>) {
         self.population.complete(trial);
+        self.barrier.complete(&self.population, trial);
     }
 
     fn choose_trial_to_run(&mut self, waiting: &[TrialId]) -> Option<TrialId> {
-        self.population.choose(waiting)
+        self.population.choose(&self.barrier.free(waiting))
+    }
+
+    fn take_exploits(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
+        self.barrier.take()
+    }
+}
+
+impl Pb2 {
+    /// Synchronous mode: as PBT's barrier (see [`crate::pbt`]), with the bandit's explore step.
+    fn at_barrier(&mut self, trial: &TrialView<'_>, rng: &mut Rng) -> Decision {
+        let (lower, upper) = match self.barrier.arrive(&self.population, trial) {
+            Ok(quantiles) => quantiles,
+            Err(wait) => return wait,
+        };
+        let mut own = Decision::Continue;
+        for t in lower {
+            let Some(donor) = self.population.pick_donor(&upper, t, rng) else { continue };
+            let (config, note) = self.explore(t, donor, rng);
+            self.population.exploited(t, donor, config.clone());
+            self.barrier.decided(trial.id, &mut own, (t, donor, config, note));
+        }
+        own
     }
 }
 
@@ -298,7 +333,6 @@ mod tests {
             (json!({"hyperparam_bounds": {"lr": [0, 1, 2]}}), "hyperparam_bounds.lr"),
             (json!({"hyperparam_bounds": {"o": {"lr": "x"}}}), "hyperparam_bounds.o.lr"),
             (json!({"hyperparam_bounds": {"o": [0, 1], "o.lr": [0, 1]}}), "hyperparam_bounds.o.lr"),
-            (json!({"hyperparam_bounds": {"lr": [0, 1]}, "synch": true}), "synch"),
             (json!({"hyperparam_bounds": {"lr": [0, 1]}, "quantile_fraction": -0.1}), "quantile_fraction"),
         ];
         for (v, field) in cases {
@@ -369,5 +403,42 @@ mod tests {
             assert!(note.starts_with("lr: ") && note.contains("; width: "), "{note}");
         }
         assert_eq!(a, drive(5));
+    }
+
+    #[test]
+    fn synchronous_mode_waits_for_everyone_then_explores_with_the_bandit() {
+        let mut s = build(json!({"time_attr": "training_iteration", "perturbation_interval": 5,
+                                 "hyperparam_bounds": {"lr": [0.0001, 0.02]}, "synch": true}))
+        .unwrap();
+        let mut rng = Rng::seed_from_u64(5);
+        let configs: Vec<Config> =
+            (0..4).map(|i| json!({"lr": 0.001 * (i + 1) as f64}).as_object().unwrap().clone()).collect();
+        let views: Vec<TrialView> =
+            (0..4).map(|i| TrialView { id: TrialId(i as u64), config: &configs[i], has_checkpoint: true }).collect();
+        for v in &views {
+            s.on_trial_add(v, &mut rng);
+        }
+        let r = |progress, score| SchedResult { progress, score: Some(score), queued: 0 };
+        // Two boundaries, so that the bandit has reward changes to fit; the first three wait at each.
+        for (boundary, scores) in [(5.0, [0.1, 0.2, 0.3, 0.4]), (10.0, [0.9, 0.3, 0.5, 0.8])] {
+            for i in 0..3 {
+                assert_eq!(s.on_result(&views[i], &r(boundary, scores[i]), &mut rng), Decision::Pause, "trial {i}");
+            }
+            assert!(s.take_exploits().is_empty(), "nothing decided before everyone arrives");
+            assert_eq!(s.choose_trial_to_run(&[TrialId(0), TrialId(1), TrialId(2)]), None, "held trials wait");
+            let own = s.on_result(&views[3], &r(boundary, scores[3]), &mut rng);
+            let ex = s.take_exploits();
+            if boundary == 10.0 {
+                // Trial 1 is worst at t = 10 and clones trial 0, the best; trial 3 continues.
+                assert_eq!(own, Decision::Continue);
+                assert_eq!(ex.len(), 1, "{ex:?}");
+                let (t, donor, config, note) = &ex[0];
+                assert_eq!((*t, *donor), (TrialId(1), TrialId(0)));
+                let lr = config["lr"].as_f64().unwrap();
+                assert!((0.0001..=0.02).contains(&lr), "{lr}");
+                assert!(note.contains("GP-UCB"), "{note}");
+            }
+            assert_eq!(s.choose_trial_to_run(&[TrialId(0), TrialId(2)]), Some(TrialId(0)), "the barrier is open");
+        }
     }
 }

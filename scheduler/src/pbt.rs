@@ -38,10 +38,9 @@ pub(crate) mod population;
 use crate::{Config, Decision, Rng, SchedResult, SchedulerConfigError, TrialEnd, TrialId, TrialScheduler, TrialView};
 use explore::{explore, ExploreParams};
 use mutations::Mutation;
-use population::{check_common, check_objective, config_error, objective, Population, Step};
+use population::{check_common, check_objective, config_error, objective, Barrier, Population, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 /// PBT's settings, with Ray's names and defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,7 +94,7 @@ impl Default for PbtConfig {
 impl PbtConfig {
     /// Validates every setting and builds the scheduler.
     pub fn build(&self) -> Result<Pbt, SchedulerConfigError> {
-        check_common(&self.time_attr, self.perturbation_interval, self.quantile_fraction, self.synch, true)?;
+        check_common(&self.time_attr, self.perturbation_interval, self.quantile_fraction)?;
         check_objective(self.metric.as_deref(), self.mode.as_deref())?;
         let burn_in = self.burn_in_period;
         if !(burn_in.is_finite() && burn_in >= 0.0) {
@@ -123,8 +122,7 @@ impl PbtConfig {
         Ok(Pbt {
             population: if self.synch { population.synchronous() } else { population },
             synch: self.synch,
-            held: BTreeSet::new(),
-            pending: Vec::new(),
+            barrier: Barrier::default(),
             mutations,
             params: ExploreParams { resample_probability: p, factors: self.perturbation_factors.clone() },
             custom_explore_fn: self.custom_explore_fn,
@@ -147,10 +145,8 @@ impl PbtConfig {
 pub struct Pbt {
     population: Population,
     synch: bool,
-    /// Synchronous mode: trials paused at the barrier.
-    held: BTreeSet<TrialId>,
-    /// Synchronous mode: exploits decided for held trials, for the controller.
-    pending: Vec<(TrialId, TrialId, Config, String)>,
+    /// Synchronous mode: the trials waiting at the boundary and the exploits decided for them.
+    barrier: Barrier,
     mutations: Vec<Mutation>,
     params: ExploreParams,
     custom_explore_fn: bool,
@@ -207,23 +203,15 @@ impl TrialScheduler for Pbt {
 
     fn on_trial_complete(&mut self, trial: TrialId, _end: TrialEnd, _last: Option<&SchedResult>) {
         self.population.complete(trial);
-        self.held.remove(&trial);
-        // The barrier may now be complete: it opens without perturbing (no generator here).
-        if self.synch && !self.held.is_empty() {
-            let lowest = self.held.iter().filter_map(|t| self.population.last_boundary(*t)).min();
-            if lowest.is_some_and(|b| self.population.all_reached(b)) {
-                self.held.clear();
-            }
-        }
+        self.barrier.complete(&self.population, trial);
     }
 
     fn choose_trial_to_run(&mut self, waiting: &[TrialId]) -> Option<TrialId> {
-        let free: Vec<TrialId> = waiting.iter().copied().filter(|t| !self.held.contains(t)).collect();
-        self.population.choose(&free)
+        self.population.choose(&self.barrier.free(waiting))
     }
 
     fn take_exploits(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
-        std::mem::take(&mut self.pending)
+        self.barrier.take()
     }
 }
 
@@ -231,17 +219,10 @@ impl Pbt {
     /// Synchronous mode: `trial` has reached a boundary. It waits there unless it is the last
     /// live trial to arrive; the last ranks everyone at the boundary and decides every exploit.
     fn at_barrier(&mut self, trial: &TrialView<'_>, rng: &mut Rng) -> Decision {
-        let Some(b) = self.population.last_boundary(trial.id) else { return Decision::Continue };
-        if !self.population.all_reached(b) {
-            // A trial without a checkpoint cannot wait: pausing would start it over.
-            if trial.has_checkpoint || self.population.member(trial.id).is_some_and(|m| m.has_checkpoint) {
-                self.held.insert(trial.id);
-                return Decision::Pause;
-            }
-            return Decision::Continue;
-        }
-        self.held.clear();
-        let (lower, upper) = self.population.quantiles_at(b);
+        let (lower, upper) = match self.barrier.arrive(&self.population, trial) {
+            Ok(quantiles) => quantiles,
+            Err(wait) => return wait,
+        };
         let mut own = Decision::Continue;
         for t in lower {
             let Some(donor) = self.population.pick_donor(&upper, t, rng) else { continue };
@@ -251,11 +232,7 @@ impl Pbt {
                 note = if note.is_empty() { "custom_explore_fn".into() } else { note + "; then custom_explore_fn" };
             }
             self.population.exploited(t, donor, config.clone());
-            if t == trial.id {
-                own = Decision::Exploit { donor, config, note };
-            } else {
-                self.pending.push((t, donor, config, note));
-            }
+            self.barrier.decided(trial.id, &mut own, (t, donor, config, note));
         }
         own
     }

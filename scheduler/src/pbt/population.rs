@@ -13,9 +13,9 @@
 //! - A donor is drawn uniformly among the top-quantile trials that have a checkpoint (Ray draws
 //!   among all of them and skips the exploit when the draw has none).
 
-use crate::{Config, Rng, SchedResult, SchedulerConfigError, TrialId, TrialView};
+use crate::{Config, Decision, Rng, SchedResult, SchedulerConfigError, TrialId, TrialView};
 use rand::Rng as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the scheduler knows of one member of the population.
 #[derive(Clone, Debug, PartialEq)]
@@ -263,6 +263,77 @@ fn split(scores: Vec<(TrialId, f64)>, q: f64) -> (Vec<TrialId>, Vec<TrialId>) {
 }
 
 /// A config error for `field`.
+/// Synchronous mode's barrier (PBT and PB2): trials that reached a boundary wait, paused, until
+/// every live trial has; the exploits decided for waiting trials go to the controller.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Barrier {
+    /// Trials paused at the barrier.
+    held: BTreeSet<TrialId>,
+    /// Exploits decided for held trials: `(trial, donor, config, note)`.
+    pending: Vec<(TrialId, TrialId, Config, String)>,
+}
+
+impl Barrier {
+    /// `trial` has reached a boundary. `Err(decision)`: it waits there (paused), or continues
+    /// when it has no checkpoint to resume from; `Ok((lower, upper))`: it is the last live trial
+    /// to arrive, the barrier is open, and these are the quantiles at that boundary.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn arrive(
+        &mut self,
+        population: &Population,
+        trial: &TrialView<'_>,
+    ) -> Result<(Vec<TrialId>, Vec<TrialId>), Decision> {
+        let Some(b) = population.last_boundary(trial.id) else { return Err(Decision::Continue) };
+        if !population.all_reached(b) {
+            // A trial without a checkpoint cannot wait: pausing would start it over.
+            if trial.has_checkpoint || population.member(trial.id).is_some_and(|m| m.has_checkpoint) {
+                self.held.insert(trial.id);
+                return Err(Decision::Pause);
+            }
+            return Err(Decision::Continue);
+        }
+        self.held.clear();
+        Ok(population.quantiles_at(b))
+    }
+
+    /// One exploit decided at the open barrier: the arriving trial's becomes its decision (in
+    /// `own`), any other is handed to the controller.
+    pub(crate) fn decided(
+        &mut self,
+        arriving: TrialId,
+        own: &mut Decision,
+        (t, donor, config, note): (TrialId, TrialId, Config, String),
+    ) {
+        if t == arriving {
+            *own = Decision::Exploit { donor, config, note };
+        } else {
+            self.pending.push((t, donor, config, note));
+        }
+    }
+
+    /// `trial` ended; if everyone else still live is waiting, the barrier opens without
+    /// perturbing (this call gets no generator to draw donors with).
+    pub(crate) fn complete(&mut self, population: &Population, trial: TrialId) {
+        self.held.remove(&trial);
+        if !self.held.is_empty() {
+            let lowest = self.held.iter().filter_map(|t| population.last_boundary(*t)).min();
+            if lowest.is_some_and(|b| population.all_reached(b)) {
+                self.held.clear();
+            }
+        }
+    }
+
+    /// The waiting trials that may run (those not held at the barrier).
+    pub(crate) fn free(&self, waiting: &[TrialId]) -> Vec<TrialId> {
+        waiting.iter().copied().filter(|t| !self.held.contains(t)).collect()
+    }
+
+    /// The exploits decided for held trials since the last call.
+    pub(crate) fn take(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
 pub(crate) fn config_error(field: impl Into<String>, message: impl Into<String>) -> SchedulerConfigError {
     SchedulerConfigError { field: field.into(), message: message.into() }
 }
@@ -287,13 +358,7 @@ pub(crate) fn objective<'a>(metric: Option<&'a str>, mode: Option<&str>) -> Opti
 }
 
 /// Checks the settings both PBT and PB2 take.
-pub(crate) fn check_common(
-    time_attr: &str,
-    interval: f64,
-    quantile_fraction: f64,
-    synch: bool,
-    allow_synch: bool,
-) -> Result<(), SchedulerConfigError> {
+pub(crate) fn check_common(time_attr: &str, interval: f64, quantile_fraction: f64) -> Result<(), SchedulerConfigError> {
     if time_attr.is_empty() {
         return Err(config_error("time_attr", "expected a non-empty result key"));
     }
@@ -304,12 +369,6 @@ pub(crate) fn check_common(
         return Err(config_error(
             "quantile_fraction",
             format!("expected a number in [0, 0.5], got {quantile_fraction}"),
-        ));
-    }
-    if synch && !allow_synch {
-        return Err(config_error(
-            "synch",
-            "PB2's synchronous mode is not supported (PopulationBasedTraining has it); use synch = false",
         ));
     }
     Ok(())
@@ -459,10 +518,9 @@ mod tests {
         assert_eq!(check_objective(None, Some("max")).unwrap_err().field, "metric");
         assert_eq!(objective(Some("acc"), Some("max")), Some(("acc", true)));
         assert_eq!(objective(None, None), None);
-        assert_eq!(check_common("t", 0.0, 0.25, false, false).unwrap_err().field, "perturbation_interval");
-        assert_eq!(check_common("t", 1.0, 0.6, false, false).unwrap_err().field, "quantile_fraction");
-        assert_eq!(check_common("t", 1.0, 0.25, true, false).unwrap_err().field, "synch");
-        assert!(check_common("t", 1.0, 0.25, true, true).is_ok());
-        assert_eq!(check_common("", 1.0, 0.25, false, false).unwrap_err().field, "time_attr");
+        assert_eq!(check_common("t", 0.0, 0.25).unwrap_err().field, "perturbation_interval");
+        assert_eq!(check_common("t", 1.0, 0.6).unwrap_err().field, "quantile_fraction");
+        assert!(check_common("t", 1.0, 0.25).is_ok());
+        assert_eq!(check_common("", 1.0, 0.25).unwrap_err().field, "time_attr");
     }
 }
