@@ -392,3 +392,24 @@ proptest! {
         prop_assert_eq!(n, 60);
     }
 }
+
+#[test]
+fn a_finite_space_gets_no_duplicates_until_it_is_exhausted() {
+    // 5 × 5 integers and a choice: 50 configs. CMA-ES concentrates on the optimum (2, 2), so its
+    // draws repeat there; each repeat is redrawn, then replaced by an untried random config.
+    let sp = space(json!({"a": {"randint": [0, 5]}, "b": {"randint": [0, 5]}, "c": {"choice": ["x", "y"]}}));
+    let cfg = CmaesConfig { n_startup_trials: 3, ..Default::default() };
+    let mut s = cfg.build(sp, -1).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for t in 0..50u64 {
+        let Suggestion::Config(c) = suggest(&mut s, 11, t) else { panic!("trial {t}: no config") };
+        assert!(seen.insert(serde_json::to_string(&c).unwrap()), "trial {t} repeats {c:?}");
+        s.on_trial_add(TrialId(t), &c);
+        let (a, b) = (c["a"].as_f64().unwrap(), c["b"].as_f64().unwrap());
+        let score = -((a - 2.0).powi(2) + (b - 2.0).powi(2));
+        s.on_result(TrialId(t), &Observation { score: Some(score), progress: 1.0 });
+        s.on_complete(TrialId(t), &Outcome::Completed { score: Some(score) });
+    }
+    // Every config tried: repeats are allowed again.
+    assert!(matches!(suggest(&mut s, 11, 50), Suggestion::Config(_)));
+}

@@ -17,7 +17,9 @@
 //! A generation is λ trials. `suggest` draws a fresh point from the current distribution with
 //! the rng it is handed (`N(m, σ²C)`; a point outside the cube is redrawn up to 100 times, then
 //! the last draw is clipped into it), until λ trials of the generation have been added; then it
-//! answers `Wait` until all λ have finished. When the last one finishes the generation is told:
+//! answers `Wait` until all λ have finished. On a fully discrete space (every dimension
+//! integer, quantized or a choice) with configs still untried, a draw that repeats a trial's
+//! config is redrawn (up to 100 times), then replaced by an untried random one, as TPE does. When the last one finishes the generation is told:
 //! completed trials rank by their score, pruned ones by their last score, failed ones (and
 //! trials without a score) rank last; mean, σ, paths and C are updated, and the next
 //! generation starts.
@@ -64,7 +66,7 @@ use crate::Rng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 pub use strategy::Stop as CmaesStop;
 use strategy::Strategy;
 
@@ -145,6 +147,7 @@ impl CmaesConfig {
         let discrete = numeric.iter().any(|&j| matches!(dims[j].dist, TpeDistribution::Numeric { step: Some(_), .. }));
         let n = numeric.len();
         let lambda0 = self.popsize.unwrap_or_else(|| 4 + (3.0 * (n.max(1) as f64).ln()).floor() as usize);
+        let lattice = dims.iter().try_fold(1u128, |acc, d| d.lattice_len().map(|n| acc.saturating_mul(n)));
         Ok(CmaesSearch {
             sigma0,
             lambda0,
@@ -160,6 +163,8 @@ impl CmaesConfig {
             presets,
             num_samples,
             trials: BTreeMap::new(),
+            lattice,
+            seen: BTreeSet::new(),
             run: None,
             restarts: 0,
             generations: 0,
@@ -224,6 +229,10 @@ pub struct CmaesSearch {
     presets: Vec<Preset>,
     num_samples: Option<u64>,
     trials: BTreeMap<TrialId, Record>,
+    /// On a fully discrete space, the number of distinct configs (`None` otherwise).
+    lattice: Option<u128>,
+    /// The configs of the trials added (JSON), to avoid repeats on a discrete space.
+    seen: BTreeSet<String>,
     run: Option<Run>,
     restarts: u32,
     generations: u64,
@@ -312,6 +321,25 @@ impl CmaesSearch {
             set_path(&mut config, path, v.clone());
         }
         config
+    }
+
+    /// On a fully discrete space with configs still untried, `config` when no trial has it yet,
+    /// else the first untried of up to 100 more `draw`s, then of up to 100 random configs
+    /// (the last draw when all repeat); anywhere else `config` itself.
+    fn untried(&self, config: Config, mut draw: impl FnMut(&Self, &mut Rng) -> Config, rng: &mut Rng) -> Config {
+        let Some(size) = self.lattice else { return config };
+        if self.trials.len() as u128 >= size {
+            return config;
+        }
+        let tried = |c: &Config| self.seen.contains(&serde_json::to_string(c).unwrap_or_default());
+        let mut c = config;
+        for i in 0..200 {
+            if !tried(&c) {
+                break;
+            }
+            c = if i < 100 { draw(self, rng) } else { self.random_config(rng, None) };
+        }
+        c
     }
 
     /// The config of cube point `x`, choices drawn from `rng`.
@@ -427,7 +455,8 @@ impl Searcher for CmaesSearch {
             return Suggestion::Config(self.random_config(rng, Some(preset)));
         }
         if self.startup() {
-            return Suggestion::Config(self.random_config(rng, None));
+            let config = self.random_config(rng, None);
+            return Suggestion::Config(self.untried(config, |s, rng| s.random_config(rng, None), rng));
         }
         let first;
         let run = match &self.run {
@@ -440,8 +469,8 @@ impl Searcher for CmaesSearch {
         if run.members.len() >= run.strategy.params.lambda {
             return Suggestion::Wait;
         }
-        let x = run.strategy.sample(rng);
-        Suggestion::Config(self.config_at(&x, rng))
+        let config = self.config_at(&run.strategy.sample(rng), rng);
+        Suggestion::Config(self.untried(config, |s, rng| s.config_at(&run.strategy.sample(rng), rng), rng))
     }
 
     fn on_trial_add(&mut self, trial: TrialId, config: &Config) {
@@ -466,6 +495,9 @@ impl Searcher for CmaesSearch {
         };
         let x = self.point_of(config);
         self.trials.insert(trial, Record { role, x, last: None, score: None });
+        if self.lattice.is_some() {
+            self.seen.insert(serde_json::to_string(config).unwrap_or_default());
+        }
     }
 
     fn on_result(&mut self, trial: TrialId, obs: &Observation) {
