@@ -90,8 +90,8 @@ def _cost_rows(data: Any, notes: Dict[str, int]) -> List[str]:
             by = v.get("by_milestone_ns")
             other = ("per wave: " + ", ".join(_ns(x) for x in by)) if by else "—"
             rows.append(f"| {waves} | {who} | {_ns(v['ns_per_result'])}{spread} {ref} | {other} |")
-        for key, who in (("asha_sim", "hyperfleet asha"), ("asha_promotion_sim", "hyperfleet asha_promotion"),
-                         ("hyperband_sim", "hyperfleet hyperband")):
+        for key, who in (("asha_sim", "hyperfleet asha"), ("asha_adaptive_sim", "hyperfleet asha_adaptive"),
+                         ("asha_promotion_sim", "hyperfleet asha_promotion"), ("hyperband_sim", "hyperfleet hyperband")):
             v = res.get(key)
             if not v:
                 continue

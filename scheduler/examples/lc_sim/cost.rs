@@ -23,7 +23,7 @@ use std::time::Instant;
 const MAX_T: usize = 81;
 const MILESTONES: [usize; 5] = [1, 3, 9, 27, 81];
 const WAVES: [&str; 2] = ["asha", "median"];
-const SIMS: [&str; 3] = ["asha", "asha_promotion", "hyperband"];
+const SIMS: [&str; 4] = ["asha", "asha_adaptive", "asha_promotion", "hyperband"];
 
 pub struct Options {
     pub trials: usize,
@@ -43,6 +43,7 @@ impl Default for Options {
 fn config(kind: &str) -> Result<SchedulerConfig, String> {
     let v = match kind {
         "asha" => json!({"kind": "asha", "max_t": MAX_T, "grace_period": 1, "reduction_factor": 3}),
+        "asha_adaptive" => json!({"kind": "asha_adaptive", "max_t": MAX_T, "grace_period": 1, "reduction_factor": 3}),
         "asha_promotion" => json!({"kind": "asha_promotion", "max_t": MAX_T, "grace_period": 1, "reduction_factor": 3}),
         "hyperband" => json!({"kind": "hyperband", "max_t": MAX_T, "reduction_factor": 3}),
         "median" => json!({"kind": "median", "time_attr": "training_iteration", "grace_period": 1,

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! lc_sim [JOB.json | -]                 simulate a job (stdin when no file is given)
-//! lc_sim --cost [--trials N] [--sim-trials M] [--reps R] [--only asha,median,hyperband,asha_promotion]
+//! lc_sim --cost [--trials N] [--sim-trials M] [--reps R] [--only asha,median,hyperband,asha_adaptive,asha_promotion]
 //!                                       time `on_result` (prints one RESULT_JSON line)
 //! ```
 //!
@@ -107,7 +107,7 @@ fn run_job(text: &str) -> Result<Value, String> {
 fn usage() -> ! {
     eprintln!(
         "usage: lc_sim [JOB.json | -]\n       lc_sim --cost [--trials N] [--sim-trials M] [--reps R] \
-         [--only asha,median,hyperband,asha_promotion]"
+         [--only asha,median,hyperband,asha_adaptive,asha_promotion]"
     );
     std::process::exit(2)
 }
