@@ -24,17 +24,18 @@
 //!   levels' scores is computed; the trust of level `j` is the least τ between it and any later
 //!   level. Calibration trials give samples for every pair; trials of the working bracket give
 //!   samples for the levels up to their first rung, so trust keeps being measured.
-//! - **Choice.** Every other new trial goes to bracket `s*`: the lowest `s` such that every level
-//!   from `s` up to `S − 1` is unmeasured or has trust at least `min_rank_correlation`. With
-//!   nothing measured yet that is bracket 0 (plain ASHA); on rank-consistent curves it stays
-//!   there (or one rung up); on crossing curves (the trials that end best look bad early) it
-//!   rises to the first rung whose order agrees with the end; when none does, new trials run to
-//!   `max_t`.
+//! - **Choice.** Every trial that is not a calibration trial goes to bracket `s*`, chosen when
+//!   it is added: the lowest `s` such that every level from `s` up to `S − 1` is unmeasured or
+//!   has trust at least `min_rank_correlation`. With nothing measured yet that is bracket 0
+//!   (plain ASHA); on rank-consistent curves it stays there (or one rung up); on crossing curves
+//!   (the trials that end best look bad early) it rises to the first rung whose order agrees
+//!   with the end; when none does, new trials run to `max_t`.
 //!
 //! The threshold is high (0.8 by default) on purpose: curves can agree on the order of the many
 //! bad trials, which dominates τ, while reversing the order of the few good ones, which is all
 //! that early stopping can get wrong. Measured on synthetic crossing curves
-//! (`bench/quality/lc.py`), the cost is a slightly later first rung on rank-consistent curves.
+//! (`bench/quality/lc.py`), the cost on rank-consistent curves is the calibration trials' epochs
+//! and, at times, a first rung one level later than plain ASHA's.
 //!
 //! The state is a fold over the calls and no random number is drawn, so replaying a stored log
 //! reproduces every choice. Stop reasons are ASHA's (`bracket 3, rung 0 (t=27): loss ... above
