@@ -209,6 +209,12 @@ def test_kill_minus_nine_with_synchronous_pbt():
     assert harness.main(["--kills", "10", "--seed", "3", "--scheduler", "pbt_synch", "--samples", "6"]) == 0
 
 
+def test_kill_minus_nine_with_adaptive_asha():
+    """Adaptive ASHA's bracket choices depend on every earlier trial's scores at every rung level;
+    rebuilt by replay after each kill, it places and stops trials as an uninterrupted run does."""
+    assert harness.main(["--kills", "8", "--seed", "5", "--scheduler", "asha_adaptive", "--samples", "12"]) == 0
+
+
 STUBBORN = """
 import os, signal, time
 from hyperfleet import tune

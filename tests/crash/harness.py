@@ -44,6 +44,8 @@ HERE = Path(__file__).resolve().parent
 SEARCH = {"random": 'algorithm = "random"', "tpe": 'algorithm = "tpe"\noptions = { n_startup_trials = 4 }'}
 SCHEDULERS = {
     "asha": 'kind = "asha"\nmax_t = {iters}\ngrace_period = 2\nreduction_factor = 2',
+    # Adaptive ASHA: its bracket choices depend on every earlier trial's scores at every level.
+    "asha_adaptive": 'kind = "asha_adaptive"\nmax_t = {iters}\nreduction_factor = 2\ncalibration_trials = 3\nmin_pairs = 3',
     # Synchronous PBT: trials wait for each other at every third iteration (where they checkpoint),
     # and paused trials are told to exploit through the controller.
     "pbt_synch": 'kind = "pbt"\ntime_attr = "training_iteration"\nperturbation_interval = 3\nsynch = true\n'
