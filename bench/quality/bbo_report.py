@@ -4,10 +4,11 @@
 
 Each input line is one run: tool, func, method, seed, regret (simple regret after each trial).
 For every function and budget it prints the median simple regret (and IQR) of each
-tool/method, and a two-sided Wilcoxon signed-rank test pairing hyperfleet's TPE with Optuna's
-TPE by seed (scipy when installed, else the normal approximation with tie correction). The
-verdict column says which is better at p < 0.05, or "tie"; the last column does the same for the
-hyperfleet searcher with the lowest median at that budget. With --plots it draws anytime
+tool/method, and two-sided Wilcoxon signed-rank tests pairing hyperfleet's TPE with Optuna's
+TPE by seed, and hyperfleet's CMA-ES with Optuna's where Optuna's ran (scipy when installed,
+else the normal approximation with tie correction). Each verdict column says which is better at
+p < 0.05, or "tie"; the last column does the same for the hyperfleet searcher with the lowest
+median at that budget against Optuna's TPE. With --plots it draws anytime
 regret (median, log scale) per function.
 """
 
@@ -79,9 +80,25 @@ def main(argv=None):
     funcs = list(dict.fromkeys(f for f, _ in runs))
     columns = sorted({c for _, c in runs}, key=lambda c: (not c.startswith("hyperfleet"), c))
     budgets = [int(b) for b in args.budgets.split(",")]
-    out = ["| function | trials | " + " | ".join(columns) + " | hyperfleet/tpe vs optuna/tpe (Wilcoxon) "
-           "| best hyperfleet searcher vs optuna/tpe |",
-           "|---|---|" + "---|" * len(columns) + "---|---|"]
+    # Like against like (hyperfleet's TPE and CMA-ES against Optuna's), where Optuna's ran.
+    pairs = [m for m in ("tpe", "cmaes") if any(c == f"optuna/{m}" for _, c in runs)]
+    out = ["| function | trials | " + " | ".join(columns) + " | "
+           + " | ".join(f"hyperfleet/{m} vs optuna/{m} (Wilcoxon)" for m in pairs)
+           + " | best hyperfleet searcher vs optuna/tpe |",
+           "|---|---|" + "---|" * len(columns) + "---|" * len(pairs) + "---|"]
+
+    def paired(ours, theirs, b):
+        """Wilcoxon verdict of two methods' regrets at budget b, paired by seed (None: too few)."""
+        common = sorted(s for s in ours if s in theirs and len(ours[s]) >= b and len(theirs[s]) >= b)
+        if len(common) < 5:
+            return None
+        a = [ours[s][b - 1] for s in common]
+        o = [theirs[s][b - 1] for s in common]
+        p = wilcoxon(a, o)
+        better = statistics.median(x - y for x, y in zip(a, o))
+        who = "tie" if p >= 0.05 else ("hyperfleet better" if better < 0 else "Optuna better")
+        return p, who, len(common)
+
     summary = []
     for f in funcs:
         for b in budgets:
@@ -96,32 +113,21 @@ def main(argv=None):
                 q = statistics.quantiles(vals, n=4) if len(vals) > 1 else [vals[0]] * 3
                 meds[c] = statistics.median(vals)
                 cells.append(f"{fmt(meds[c])} ({fmt(q[0])}–{fmt(q[2])})")
-            verdict = "—"
-            ours, theirs = runs.get((f, "hyperfleet/tpe"), {}), runs.get((f, "optuna/tpe"), {})
-            common = sorted(s for s in ours if s in theirs and len(ours[s]) >= b and len(theirs[s]) >= b)
-            if len(common) >= 5:
-                a = [ours[s][b - 1] for s in common]
-                o = [theirs[s][b - 1] for s in common]
-                p = wilcoxon(a, o)
-                better = statistics.median(x - y for x, y in zip(a, o))
-                who = "tie" if p >= 0.05 else ("hyperfleet better" if better < 0 else "Optuna better")
-                verdict = f"p = {p:.2g}, {who} (n = {len(common)})"
-                summary.append((f, b, who))
+            verdicts = []
+            for m in pairs:
+                v = paired(runs.get((f, f"hyperfleet/{m}"), {}), runs.get((f, f"optuna/{m}"), {}), b)
+                verdicts.append("—" if v is None else f"p = {v[0]:.2g}, {v[1]} (n = {v[2]})")
+                if v is not None and m == "tpe":
+                    summary.append((f, b, v[1]))
             # The best of hyperfleet's searchers (lowest median) against Optuna's TPE.
             best_verdict = "—"
             ours_cols = [c for c in meds if c.startswith("hyperfleet/") and c != "hyperfleet/random"]
             if ours_cols and "optuna/tpe" in meds:
                 bc = min(ours_cols, key=lambda c: meds[c])
-                a_runs = runs[(f, bc)]
-                common = sorted(s for s in a_runs if s in theirs and len(a_runs[s]) >= b and len(theirs[s]) >= b)
-                if len(common) >= 5:
-                    a = [a_runs[s][b - 1] for s in common]
-                    o = [theirs[s][b - 1] for s in common]
-                    p = wilcoxon(a, o)
-                    better = statistics.median(x - y for x, y in zip(a, o))
-                    who = "tie" if p >= 0.05 else ("hyperfleet better" if better < 0 else "Optuna better")
-                    best_verdict = f"{bc.split('/')[1]}: p = {p:.2g}, {who}"
-            out.append(f"| {f} | {b} | " + " | ".join(cells) + f" | {verdict} | {best_verdict} |")
+                v = paired(runs[(f, bc)], runs.get((f, "optuna/tpe"), {}), b)
+                if v is not None:
+                    best_verdict = f"{bc.split('/')[1]}: p = {v[0]:.2g}, {v[1]}"
+            out.append(f"| {f} | {b} | " + " | ".join(cells + verdicts) + f" | {best_verdict} |")
     text = "\n".join(out) + "\n"
     if args.md:
         with open(args.md, "w") as fh:

@@ -1,6 +1,7 @@
 //! One run of (μ/μ_w, λ)-CMA-ES in `[0, 1]^n`, after Hansen's tutorial (arXiv:1604.00772,
 //! 2016): weighted recombination of the best half, cumulative step-size adaptation, rank-one
-//! and rank-μ covariance updates. Positive recombination weights only (no active update).
+//! and rank-μ covariance updates, with the tutorial's negative weights for the worse half
+//! (active CMA-ES: the covariance shrinks along the directions of bad steps).
 
 use super::linalg::{symmetric_eigen, Matrix};
 use crate::qmc::ndtri;
@@ -22,7 +23,10 @@ pub enum Stop {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Params {
     pub(crate) lambda: usize,
+    /// Recombination weights of the best `μ = ⌊λ/2⌋` (positive, summing to 1).
     weights: Vec<f64>,
+    /// Weights of the other `λ - μ` in the covariance update (at most 0).
+    neg_weights: Vec<f64>,
     mu_eff: f64,
     c_sigma: f64,
     d_sigma: f64,
@@ -37,7 +41,8 @@ impl Params {
     pub(crate) fn new(n: usize, lambda: usize) -> Params {
         let nf = n as f64;
         let mu = lambda / 2;
-        let raw: Vec<f64> = (1..=mu).map(|i| ((lambda as f64 + 1.0) / 2.0).ln() - (i as f64).ln()).collect();
+        let prime: Vec<f64> = (1..=lambda).map(|i| ((lambda as f64 + 1.0) / 2.0).ln() - (i as f64).ln()).collect();
+        let (raw, raw_neg) = prime.split_at(mu);
         let sum: f64 = raw.iter().sum();
         let weights: Vec<f64> = raw.iter().map(|w| w / sum).collect();
         let mu_eff = 1.0 / weights.iter().map(|w| w * w).sum::<f64>();
@@ -49,7 +54,17 @@ impl Params {
         let c_mu =
             (1.0 - c_1).min(alpha_mu * (mu_eff - 2.0 + 1.0 / mu_eff) / ((nf + 2.0).powi(2) + alpha_mu * mu_eff / 2.0));
         let chi_n = nf.sqrt() * (1.0 - 1.0 / (4.0 * nf) + 1.0 / (21.0 * nf * nf));
-        Params { lambda, weights, mu_eff, c_sigma, d_sigma, c_c, c_1, c_mu, chi_n }
+        // The tutorial's (53): negative weights scaled by the least of α⁻_μ, α⁻_μeff, α⁻_posdef.
+        let neg_sum: f64 = raw_neg.iter().map(|w| w.abs()).sum();
+        let neg_sq: f64 = raw_neg.iter().map(|w| w * w).sum();
+        let mu_eff_neg = if neg_sq > 0.0 { neg_sum * neg_sum / neg_sq } else { 0.0 };
+        let scale =
+            (1.0 + c_1 / c_mu).min(1.0 + 2.0 * mu_eff_neg / (mu_eff + 2.0)).min((1.0 - c_1 - c_mu) / (nf * c_mu));
+        let neg_weights = raw_neg
+            .iter()
+            .map(|w| if neg_sum > 0.0 && c_mu > 0.0 { scale * w.min(0.0) / neg_sum } else { 0.0 })
+            .collect();
+        Params { lambda, weights, neg_weights, mu_eff, c_sigma, d_sigma, c_c, c_1, c_mu, chi_n }
     }
 }
 
@@ -128,7 +143,7 @@ impl Strategy {
         let c_y = nf.sqrt() + 2.0 * nf / (nf + 2.0);
         let ys: Vec<Vec<f64>> = ranked
             .iter()
-            .take(p.weights.len())
+            .take(p.weights.len() + p.neg_weights.len())
             .map(|(x, exact)| {
                 let y: Vec<f64> = x.iter().zip(&self.mean).map(|(x, m)| (x - m) / self.sigma).collect();
                 if *exact {
@@ -162,10 +177,26 @@ impl Strategy {
             *pc = (1.0 - p.c_c) * *pc + if h_sigma { cc * y } else { 0.0 };
         }
         let delta = if h_sigma { 0.0 } else { p.c_c * (2.0 - p.c_c) };
-        let keep = 1.0 + p.c_1 * delta - p.c_1 - p.c_mu;
+        // Every weight in the rank-μ update; a negative one is rescaled by n / ‖C^{-1/2} y‖²
+        // (the tutorial's w°), so that long bad steps cannot make C indefinite.
+        let w_all: Vec<f64> = p
+            .weights
+            .iter()
+            .copied()
+            .chain(p.neg_weights.iter().zip(ys.iter().skip(p.weights.len())).map(|(w, y)| {
+                let norm2 = self.inv_sqrt(y).iter().map(|v| v * v).sum::<f64>();
+                if norm2 > 0.0 {
+                    w * nf / norm2
+                } else {
+                    0.0
+                }
+            }))
+            .collect();
+        let w_sum: f64 = p.weights.iter().chain(&p.neg_weights).take(ys.len()).sum();
+        let keep = 1.0 + p.c_1 * delta - p.c_1 - p.c_mu * w_sum;
         for i in 0..n {
             for j in 0..n {
-                let rank_mu: f64 = p.weights.iter().zip(&ys).map(|(w, y)| w * y[i] * y[j]).sum();
+                let rank_mu: f64 = w_all.iter().zip(&ys).map(|(w, y)| w * y[i] * y[j]).sum();
                 let c = &mut self.c.a[i * n + j];
                 *c = keep * *c + p.c_1 * self.p_c[i] * self.p_c[j] + p.c_mu * rank_mu;
             }
@@ -214,6 +245,16 @@ mod tests {
         assert!((p.mu_eff - 3.1672992).abs() < 1e-6, "{}", p.mu_eff);
         assert!((p.chi_n - 3.0847).abs() < 1e-3);
         assert!(p.c_1 + p.c_mu <= 1.0 && p.c_sigma < 1.0 && p.d_sigma > 1.0);
+        // The negative weights (the tutorial's (53)), computed by hand for n = 10, λ = 10: w'_i =
+        // ln 5.5 - ln i for i = 6..10, scaled to sum to -α with α = min(1 + c_1/c_μ ≈ 1.7583,
+        // 1 + 2 μ⁻_eff/(μ_eff + 2) ≈ 2.5440, (1 - c_1 - c_μ)/(n c_μ) ≈ 4.7859).
+        let want =
+            [-0.08532086250759853, -0.236476601148097, -0.3674136577116645, -0.4829083267842344, -0.5862218287788354];
+        assert_eq!(p.neg_weights.len(), 5);
+        for (got, want) in p.neg_weights.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+        assert!((p.neg_weights.iter().sum::<f64>() + 1.7583412769304299).abs() < 1e-12);
     }
 
     #[test]
