@@ -204,7 +204,11 @@ class QMCSearch(Searcher):
 class CMAESSearch(Searcher):
     """CMA-ES with IPOP restarts over the numeric parameters (integers rounded, log domains in log space).
 
-    Categorical parameters are sampled independently at random (CMA-ES has no model for them).
+    Active covariance update (the worse half of each generation gets negative weights); the first
+    generation is centred on the best scored ``points_to_evaluate`` point, else on the middle of
+    the space. On a fully discrete space a config already tried is not suggested again until every
+    config has been. Categorical parameters are sampled independently at random (CMA-ES has no
+    model for them).
     A generation is ``popsize`` trials; the next starts when all of them have ended.
     ``metric``/``mode`` may be given here instead of in ``TuneConfig``. Runs in the Rust core.
     """
