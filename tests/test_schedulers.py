@@ -3,9 +3,10 @@
 import json
 import os
 import statistics
+import subprocess
 
 import pytest
-from conftest import query
+from conftest import query, tune_cli
 
 import trainables
 from hyperfleet import tune
@@ -65,6 +66,12 @@ def test_adaptive_asha_finds_the_rung_that_predicts_the_end(storage):
     assert asha[21].metrics["training_iteration"] == 1 and "rung 0 (t=1)" in asha[21].stop_reason
     late = [r for r in adaptive if "bracket 2, rung 0 (t=9)" in (r.stop_reason or "")]
     assert late and all(r.metrics["training_iteration"] == 9 for r in late), [r.stop_reason for r in adaptive]
+    # The move is recorded with its reason, and `tune show` prints it.
+    notes = [d for (d,) in query(adaptive.experiment_path, "SELECT detail FROM events WHERE kind = 'scheduler'")]
+    assert notes and notes[-1].startswith("adaptive ASHA: new trials go to bracket 2 (first rung t=9), not bracket 0: "
+                                          "the scores at t=3 agree with later ones only with Kendall tau -1.00"), notes
+    shown = subprocess.run([*tune_cli(), "show", adaptive.experiment_path], capture_output=True, text=True, check=True).stdout
+    assert notes[-1] in shown
 
 
 def test_asha_promotion_pauses_and_resumes_from_checkpoints(storage):

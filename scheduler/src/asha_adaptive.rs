@@ -130,6 +130,8 @@ impl AshaAdaptiveConfig {
             added: 0,
             calibrating: 0,
             tracks: BTreeMap::new(),
+            working: 0,
+            notes: Vec::new(),
             pairs: vec![vec![VecDeque::new(); full + 1]; full + 1],
             tau: vec![vec![None; full + 1]; full + 1],
             levels,
@@ -170,6 +172,10 @@ pub struct AshaAdaptive {
     /// Calibration trials added so far.
     calibrating: usize,
     tracks: BTreeMap<TrialId, Track>,
+    /// The working bracket the last non-calibration trial went to.
+    working: usize,
+    /// Changes of the working bracket not yet taken by the controller.
+    notes: Vec<String>,
     /// `pairs[j][k]` (`j < k`): the latest unbiased `(score at j, score at k)` samples.
     pairs: Vec<Vec<VecDeque<(f64, f64)>>>,
     /// Kendall's τ-b of each pair of levels with at least `min_pairs` samples.
@@ -212,6 +218,34 @@ impl AshaAdaptive {
             s -= 1;
         }
         s
+    }
+
+    /// Why new trials move from bracket `from` to bracket `to`, for the record.
+    fn why(&self, from: usize, to: usize) -> String {
+        let t = |j: usize| crate::asha::num(self.levels.get(j).copied().unwrap_or(self.max_t));
+        let first = if to == self.full_bracket() {
+            format!("bracket {to} (no early stopping)")
+        } else {
+            format!("bracket {to} (first rung t={})", t(to))
+        };
+        let reason = if to > from {
+            let j = to - 1;
+            format!(
+                "the scores at t={} agree with later ones only with Kendall tau {:.2} (below {})",
+                t(j),
+                self.trust(j).unwrap_or(f64::NAN),
+                self.min_tau
+            )
+        } else {
+            let least = (to..self.full_bracket()).filter_map(|j| self.trust(j)).reduce(f64::min);
+            match least {
+                Some(tau) => {
+                    format!("every rung from t={} agrees with later levels (least Kendall tau {tau:.2})", t(to))
+                }
+                None => format!("the rungs from t={} are not measured yet", t(to)),
+            }
+        };
+        format!("adaptive ASHA: new trials go to {first}, not bracket {from}: {reason}")
     }
 
     /// Records `score` at every level `progress` passes that `trial` has not recorded yet, and
@@ -279,7 +313,13 @@ impl TrialScheduler for AshaAdaptive {
             self.calibrating += 1;
             full
         } else {
-            self.working_bracket()
+            let s = self.working_bracket();
+            if s != self.working {
+                let note = self.why(self.working, s);
+                self.notes.push(note);
+                self.working = s;
+            }
+            s
         };
         self.added += 1;
         self.inner.assign_bracket(trial.id, bracket);
@@ -291,6 +331,10 @@ impl TrialScheduler for AshaAdaptive {
             self.record(trial.id, result.progress, score);
         }
         self.inner.on_result(trial, result, rng)
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     fn on_trial_complete(&mut self, trial: TrialId, end: TrialEnd, last: Option<&SchedResult>) {
@@ -418,11 +462,18 @@ mod tests {
         assert_eq!(s.rank_correlation(3, 4), Some(1.0));
         assert_eq!(s.trust(2), Some(-1.0));
         assert_eq!(s.working_bracket(), 3);
+        assert!(s.take_notes().is_empty(), "no trial has moved yet");
         // New trials go there; a bracket-3 trial is not judged before t = 27, then by the scores
         // recorded at t = 27 in its bracket.
         for id in [100, 101, 102] {
             assert_eq!(add(&mut s, id), 3);
         }
+        assert_eq!(
+            s.take_notes(),
+            vec!["adaptive ASHA: new trials go to bracket 3 (first rung t=27), not bracket 0: the scores at t=9 \
+                  agree with later ones only with Kendall tau -1.00 (below 0.8)"
+                .to_string()]
+        );
         for id in [101, 102] {
             assert_eq!(report(&mut s, id, 27.0, (102 - id) as f64), Decision::Continue);
         }

@@ -129,6 +129,11 @@ pub trait TrialScheduler: Send {
     fn take_exploits(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
         Vec::new()
     }
+    /// What the scheduler has to say about its own course since the last call (adaptive ASHA
+    /// moving new trials to another bracket, and why); the controller records each as an event.
+    fn take_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Fills hyperparameters the scheduler needs but a new trial's config lacks (PBT's mutations),
     /// drawing from `rng`, before the trial is recorded.
     fn fill_config(&mut self, _config: &mut Config, _rng: &mut Rng) {}

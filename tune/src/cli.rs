@@ -320,7 +320,8 @@ fn show(i: &ExperimentInfo, json_out: bool) -> i32 {
         let trials: Vec<_> = i.trials.iter().map(|t| query::trial_json(i, t)).collect();
         println!(
             "{}",
-            json!({"name": i.name, "path": i.path, "status": i.status, "metric": i.metric, "mode": i.mode, "trials": trials})
+            json!({"name": i.name, "path": i.path, "status": i.status, "metric": i.metric, "mode": i.mode, "trials": trials,
+                   "scheduler_notes": i.scheduler_notes})
         );
         return 0;
     }
@@ -342,6 +343,9 @@ fn show(i: &ExperimentInfo, json_out: bool) -> i32 {
             note = format!("{note}  [exploited {}x, last from {last}]", steps.len());
         }
         println!("  {:<13} {:<10} {:>5} {:>12}  {}", t.trial_id, t.status, it, m, note);
+    }
+    for n in &i.scheduler_notes {
+        println!("  {n}");
     }
     0
 }

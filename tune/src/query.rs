@@ -24,6 +24,8 @@ pub struct ExperimentInfo {
     pub trials: Vec<TrialRow>,
     /// PBT lineage: each trial's exploit steps in order (donor, iterations, configs, what was explored).
     pub lineage: std::collections::BTreeMap<u64, Vec<Value>>,
+    /// What the scheduler noted about its own course, in order (adaptive ASHA's bracket moves).
+    pub scheduler_notes: Vec<String>,
 }
 
 /// Reading an experiment failed.
@@ -58,8 +60,13 @@ pub fn load(dir: &Path) -> Result<ExperimentInfo, QueryError> {
         lineage.entry(row.0).or_default().push(serde_json::from_str(&row.1).unwrap_or(Value::Null));
     }
     drop(st);
+    let scheduler_notes = c
+        .prepare("SELECT detail FROM events WHERE kind = 'scheduler' ORDER BY id")
+        .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(|e| QueryError::Store(format!("{}: {e}", db.display())))?;
     Ok(ExperimentInfo {
         lineage,
+        scheduler_notes,
         path: dir.to_path_buf(),
         name: m("name")?.unwrap_or_default(),
         status: m("status")?.unwrap_or_default(),

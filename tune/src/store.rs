@@ -555,6 +555,15 @@ pub fn live_checkpoint_paths(conn: &Connection) -> rusqlite::Result<std::collect
     rows.collect()
 }
 
+/// Records `details` as events of `kind` for trial `seq`, inside the caller's transaction.
+pub fn insert_events(c: &Connection, seq: u64, kind: &str, details: &[String]) -> rusqlite::Result<()> {
+    for d in details {
+        c.prepare_cached("INSERT INTO events(timestamp, trial_seq, kind, detail) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![now(), seq as i64, kind, d])?;
+    }
+    Ok(())
+}
+
 /// Appends one entry of the replay log: what the searcher and scheduler were told, in order.
 pub fn append_log(c: &Connection, trial: u64, kind: &str, detail: &str) -> rusqlite::Result<()> {
     c.prepare_cached("INSERT INTO log(trial_seq, kind, detail) VALUES (?1, ?2, ?3)")?

@@ -645,6 +645,7 @@ impl Controller {
     pub(crate) fn readd_errored(&mut self, seq: u64) {
         let config = self.trials[&seq].config.clone();
         let entry = self.algo.add(seq, &config).to_string();
+        let notes = self.algo.scheduler.take_notes();
         let restore = self.trials[&seq].restore.clone();
         self.store.write(
             move |c| {
@@ -652,7 +653,8 @@ impl Controller {
                     "UPDATE trials SET status = 'PENDING', num_failures = 0, error = NULL, ended_at = NULL WHERE seq = ?1",
                 )?
                 .execute(params![seq as i64])?;
-                store::append_log(c, seq, "add", &entry)
+                store::append_log(c, seq, "add", &entry)?;
+                store::insert_events(c, seq, "scheduler", &notes)
             },
             None,
         );

@@ -327,13 +327,16 @@ impl Controller {
         let (i2, n2, r2) = (id.clone(), name.clone(), rel.clone());
         let created = now();
         let entry = self.algo.add(seq, &config).to_string();
+        // The scheduler's notes on this add commit with it: a resume replays the add silently.
+        let notes = self.algo.scheduler.take_notes();
         self.store.write(
             move |c| {
                 c.prepare_cached(
                     "INSERT INTO trials(seq, trial_id, name, config, status, resources, logdir, created_at) VALUES (?1, ?2, ?3, ?4, 'PENDING', ?5, ?6, ?7)",
                 )?
                 .execute(params![seq as i64, i2, n2, cfg_json, res_json, r2, created])?;
-                crate::store::append_log(c, seq, "add", &entry)
+                crate::store::append_log(c, seq, "add", &entry)?;
+                crate::store::insert_events(c, seq, "scheduler", &notes)
             },
             None,
         );

@@ -329,8 +329,9 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
             }
         })
         .map_err(|e| RunError::Store(e.to_string()))?;
-        // Decisions replay already made and the store already holds.
+        // Decisions replay already made and the store already holds, and notes it already recorded.
         let _ = algo.scheduler.take_stopped();
+        let _ = algo.scheduler.take_notes();
         // Only a run that crashed or failed can leave checkpoint folders half-made or due for
         // deletion: a run that finished or was interrupted carried out every deletion it committed.
         if !matches!(stored_status.as_deref(), Some("finished" | "interrupted")) {
