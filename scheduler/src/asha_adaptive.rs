@@ -22,8 +22,9 @@
 //!   against level `k` (a trial that survived a cut at `j` would not be). For each pair of levels
 //!   with at least `min_pairs` such samples (the latest 64), Kendall's τ-b between the two
 //!   levels' scores is computed; the trust of level `j` is the least τ between it and any later
-//!   level. Calibration trials give samples for every pair; trials of the working bracket give
-//!   samples for the levels up to their first rung, so trust keeps being measured.
+//!   level. Only calibration trials give samples against `max_t`; trials of the working bracket
+//!   add samples for the levels up to their first rung. So once calibration is over, a level's
+//!   τ with the end is fixed: a level found not to predict the end is not used again.
 //! - **Choice.** Every trial that is not a calibration trial goes to bracket `s*`, chosen when
 //!   it is added: the lowest `s` such that every level from `s` up to `S − 1` is unmeasured or
 //!   has trust at least `min_rank_correlation`. With nothing measured yet that is bracket 0
@@ -282,18 +283,19 @@ impl AshaAdaptive {
 pub fn kendall_tau_b(pairs: impl IntoIterator<Item = (f64, f64)>) -> Option<f64> {
     let p: Vec<(f64, f64)> = pairs.into_iter().collect();
     let (mut concordant, mut discordant, mut tie_x, mut tie_y) = (0i64, 0i64, 0i64, 0i64);
+    use std::cmp::Ordering::Equal;
     for a in 0..p.len() {
         for b in a + 1..p.len() {
-            let dx = p[a].0 - p[b].0;
-            let dy = p[a].1 - p[b].1;
-            if dx == 0.0 && dy == 0.0 {
+            // Compared, not subtracted: two equal infinite scores (diverged losses) are a tie.
+            let (Some(dx), Some(dy)) = (p[a].0.partial_cmp(&p[b].0), p[a].1.partial_cmp(&p[b].1)) else { continue };
+            if dx == Equal && dy == Equal {
                 tie_x += 1;
                 tie_y += 1;
-            } else if dx == 0.0 {
+            } else if dx == Equal {
                 tie_x += 1;
-            } else if dy == 0.0 {
+            } else if dy == Equal {
                 tie_y += 1;
-            } else if (dx > 0.0) == (dy > 0.0) {
+            } else if dx == dy {
                 concordant += 1;
             } else {
                 discordant += 1;
@@ -429,6 +431,10 @@ mod tests {
         let t = kendall_tau_b([(1.0, 1.0), (1.0, 2.0), (2.0, 3.0)]).unwrap();
         assert!((t - 2.0 / 6f64.sqrt()).abs() < 1e-15);
         assert_eq!(kendall_tau_b([(1.0, 1.0), (1.0, 2.0)]), None);
+        // Equal infinite scores are ties, not concordant or discordant pairs: as the tie in x above.
+        let inf = f64::NEG_INFINITY;
+        let t = kendall_tau_b([(inf, 1.0), (inf, 2.0), (2.0, 3.0)]).unwrap();
+        assert!((t - 2.0 / 6f64.sqrt()).abs() < 1e-15);
         assert_eq!(kendall_tau_b([]), None);
     }
 

@@ -129,8 +129,9 @@ pub trait TrialScheduler: Send {
     fn take_exploits(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
         Vec::new()
     }
-    /// What the scheduler has to say about its own course since the last call (adaptive ASHA
-    /// moving new trials to another bracket, and why); the controller records each as an event.
+    /// What the scheduler has to say about its own course (adaptive ASHA moving new trials to
+    /// another bracket, and why); the controller reads it after each `on_trial_add` and records
+    /// each note as an event of that trial, so notes are left in `on_trial_add` only.
     fn take_notes(&mut self) -> Vec<String> {
         Vec::new()
     }

@@ -602,23 +602,32 @@ pub fn for_each_log(conn: &Connection, mut f: impl FnMut(u64, &str, &str)) -> ru
     Ok(())
 }
 
-/// Each trial's PBT policy history (its donors' lines, then its own, as in its
-/// `pbt_policy_<trial_id>.txt`), rebuilt from the stored `exploit` events in order.
-pub fn policy_histories(conn: &Connection) -> rusqlite::Result<std::collections::BTreeMap<u64, String>> {
+/// Every version of each trial's PBT policy history (its donors' lines, then its own, as in its
+/// `pbt_policy_<trial_id>.txt`): `[0]` is empty, `[k]` the history after its k-th exploit.
+/// Rebuilt from the stored `exploit` events in order; each names the version of its donor's
+/// history it continued (`donor_version`; the donor's latest when absent).
+pub fn policy_histories(conn: &Connection) -> rusqlite::Result<std::collections::BTreeMap<u64, Vec<String>>> {
     let mut st = conn.prepare("SELECT trial_seq, detail FROM events WHERE kind = 'exploit' ORDER BY id")?;
     let ids: std::collections::BTreeMap<String, u64> = conn
         .prepare("SELECT trial_id, seq FROM trials")?
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut out: std::collections::BTreeMap<u64, String> = Default::default();
+    let mut out: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
     let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)))?;
     for row in rows {
         let (seq, line) = row?;
-        let donor = serde_json::from_str::<Value>(&line).ok().and_then(|v| ids.get(v.get("donor")?.as_str()?).copied());
-        let mut history = donor.and_then(|d| out.get(&d).cloned()).unwrap_or_default();
+        let v = serde_json::from_str::<Value>(&line).unwrap_or(Value::Null);
+        let donor = v.get("donor").and_then(Value::as_str).and_then(|d| ids.get(d));
+        let versions = donor.and_then(|d| out.get(d));
+        let base = match (versions, v.get("donor_version").and_then(Value::as_u64)) {
+            (Some(h), Some(k)) => h.get(k as usize).or(h.last()).cloned(),
+            (Some(h), None) => h.last().cloned(),
+            (None, _) => None,
+        };
+        let mut history = base.unwrap_or_default();
         history.push_str(&line);
         history.push('\n');
-        out.insert(seq, history);
+        out.entry(seq).or_insert_with(|| vec![String::new()]).push(history);
     }
     Ok(out)
 }
@@ -719,18 +728,28 @@ mod tests {
 
     #[test]
     fn policy_histories_follow_the_lineage() {
-        // c exploits a, then b exploits c: b's history is a's (none), then c's line, then its own.
+        // c exploits a; b exploits c (c's first version); c exploits a again; then d clones b, and e
+        // clones c's version 1 (its copy started before c's second exploit finished).
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("experiment.db"), true).unwrap();
-        for (seq, id) in [(0, "a"), (1, "b"), (2, "c")] {
+        for (seq, id) in [(0, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e")] {
             conn.execute(
                 "INSERT INTO trials(seq, trial_id, name, config, status, resources, logdir, created_at) VALUES (?1, ?2, ?2, '{}', 'RUNNING', '{}', ?2, 0)",
                 params![seq, id],
             )
             .unwrap();
         }
-        let line = |trial: &str, donor: &str| format!(r#"{{"trial_id":"{trial}","donor":"{donor}"}}"#);
-        for (seq, l) in [(2, line("c", "a")), (1, line("b", "c"))] {
+        let line = |trial: &str, donor: &str, v: u64| {
+            format!(r#"{{"trial_id":"{trial}","donor":"{donor}","donor_version":{v}}}"#)
+        };
+        let steps = [
+            (2, line("c", "a", 0)),
+            (1, line("b", "c", 1)),
+            (2, line("c", "a", 0)),
+            (3, line("d", "b", 1)),
+            (4, line("e", "c", 1)),
+        ];
+        for (seq, l) in &steps {
             conn.execute(
                 "INSERT INTO events(timestamp, trial_seq, kind, detail) VALUES (0, ?1, 'exploit', ?2)",
                 params![seq, l],
@@ -740,9 +759,13 @@ mod tests {
         conn.execute("INSERT INTO events(timestamp, trial_seq, kind, detail) VALUES (0, 0, 'status', 'RUNNING')", [])
             .unwrap();
         let h = policy_histories(&conn).unwrap();
+        let text = |ls: &[&String]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
         assert_eq!(h.get(&0), None);
-        assert_eq!(h[&2], format!("{}\n", line("c", "a")));
-        assert_eq!(h[&1], format!("{}\n{}\n", line("c", "a"), line("b", "c")));
+        assert_eq!(h[&2], vec![String::new(), text(&[&steps[0].1]), text(&[&steps[2].1])]);
+        assert_eq!(h[&1].last().unwrap(), &text(&[&steps[0].1, &steps[1].1]));
+        assert_eq!(h[&3].last().unwrap(), &text(&[&steps[0].1, &steps[1].1, &steps[3].1]));
+        // e continued c's first version, not its latest.
+        assert_eq!(h[&4].last().unwrap(), &text(&[&steps[0].1, &steps[4].1]));
     }
 
     #[test]

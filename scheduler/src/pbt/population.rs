@@ -262,7 +262,6 @@ fn split(scores: Vec<(TrialId, f64)>, q: f64) -> (Vec<TrialId>, Vec<TrialId>) {
     (ids[..k].to_vec(), ids[n - k..].to_vec())
 }
 
-/// A config error for `field`.
 /// Synchronous mode's barrier (PBT and PB2): trials that reached a boundary wait, paused, until
 /// every live trial has; the exploits decided for waiting trials go to the controller.
 #[derive(Clone, Debug, Default)]
@@ -334,6 +333,7 @@ impl Barrier {
     }
 }
 
+/// A config error for `field`.
 pub(crate) fn config_error(field: impl Into<String>, message: impl Into<String>) -> SchedulerConfigError {
     SchedulerConfigError { field: field.into(), message: message.into() }
 }

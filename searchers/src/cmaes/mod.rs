@@ -331,7 +331,7 @@ impl CmaesSearch {
     /// (the last draw when all repeat); anywhere else `config` itself.
     fn untried(&self, config: Config, mut draw: impl FnMut(&Self, &mut Rng) -> Config, rng: &mut Rng) -> Config {
         let Some(size) = self.lattice else { return config };
-        if self.trials.len() as u128 >= size {
+        if self.seen.len() as u128 >= size {
             return config;
         }
         let tried = |c: &Config| self.seen.contains(&serde_json::to_string(c).unwrap_or_default());
@@ -412,9 +412,10 @@ impl CmaesSearch {
             x.iter().for_each(|v| hash.add(v.to_bits()));
         }
         let best = ranked[0].0;
+        let scored = ranked.iter().filter(|(s, _, _)| s.is_finite()).count();
         let points: Vec<(Vec<f64>, bool)> = ranked.into_iter().map(|(_, x, exact)| (x, exact)).collect();
         let run = self.run.as_mut().expect("checked above");
-        run.strategy.tell(&points, best);
+        run.strategy.tell(&points, scored, best);
         run.members.clear();
         self.generations += 1;
         let stop = if self.restart == CmaesRestart::Ipop { run.strategy.stop() } else { None };

@@ -131,9 +131,10 @@ impl Strategy {
     }
 
     /// Updates the run with one generation: `ranked` holds its λ points, best first, each with
-    /// whether it is an exact draw of the distribution (else rounded, clipped or filled in), and
-    /// `best_score` the generation's best score.
-    pub(crate) fn tell(&mut self, ranked: &[(Vec<f64>, bool)], best_score: f64) {
+    /// whether it is an exact draw of the distribution (else rounded, clipped or filled in), the
+    /// first `scored` of them with a finite score (the rest, failed trials, get no negative
+    /// weight: a crash says nothing about the direction), and `best_score` the generation's best.
+    pub(crate) fn tell(&mut self, ranked: &[(Vec<f64>, bool)], scored: usize, best_score: f64) {
         let n = self.n();
         let nf = n as f64;
         let p = &self.params;
@@ -183,16 +184,16 @@ impl Strategy {
             .weights
             .iter()
             .copied()
-            .chain(p.neg_weights.iter().zip(ys.iter().skip(p.weights.len())).map(|(w, y)| {
+            .chain(p.neg_weights.iter().zip(ys.iter().enumerate().skip(p.weights.len())).map(|(w, (i, y))| {
                 let norm2 = self.inv_sqrt(y).iter().map(|v| v * v).sum::<f64>();
-                if norm2 > 0.0 {
+                if norm2 > 0.0 && i < scored {
                     w * nf / norm2
                 } else {
                     0.0
                 }
             }))
             .collect();
-        let w_sum: f64 = p.weights.iter().chain(&p.neg_weights).take(ys.len()).sum();
+        let w_sum: f64 = p.weights.iter().chain(&p.neg_weights).take(ys.len().min(scored.max(p.weights.len()))).sum();
         let keep = 1.0 + p.c_1 * delta - p.c_1 - p.c_mu * w_sum;
         for i in 0..n {
             for j in 0..n {
@@ -284,7 +285,7 @@ mod tests {
             xs.sort_by(|a, b| a[0].total_cmp(&b[0]));
             let ranked: Vec<(Vec<f64>, bool)> = xs.into_iter().map(|x| (x, true)).collect();
             let best = -ranked[0].0[0];
-            s.tell(&ranked, best);
+            s.tell(&ranked, ranked.len(), best);
         }
         assert!(s.mean[0] < 0.05, "mean {:?}", s.mean);
     }

@@ -690,7 +690,7 @@ impl Controller {
         let donor_iteration = ck.iteration;
         let donor_id = d.id.clone();
         // What the cloned checkpoint was trained with: the donor may exploit again before the copy ends.
-        let (donor_config, donor_policy) = (d.config.clone(), d.policy.clone());
+        let (donor_config, donor_policy) = (d.config.clone(), (d.policy.clone(), d.exploits));
         let t = self.trials.get_mut(&seq).expect("trial exists");
         t.cloning = true;
         let rel = format!(
@@ -715,7 +715,7 @@ impl Controller {
         seq: u64,
         donor: u64,
         donor_iteration: u64,
-        (donor_config, donor_policy): (Map<String, Value>, String),
+        (donor_config, (donor_policy, donor_version)): (Map<String, Value>, (String, u64)),
         config: Map<String, Value>,
         note: String,
         saved: Result<String, String>,
@@ -744,15 +744,18 @@ impl Controller {
         let step = json!({
             "trial_id": self.trials[&seq].id, "donor": donor_id, "donor_iteration": donor_iteration,
             "iteration": from_iteration, "old_config": donor_config, "new_config": config,
-            "explore": note,
+            "explore": note, "donor_version": donor_version,
         });
         let cfg = serde_json::to_string(&config).unwrap_or_default();
         let line = step.to_string();
         let policy_file = self.exp_dir.join(format!("pbt_policy_{}.txt", self.trials[&seq].id));
         // The trial inherits its donor's history as of the cloned checkpoint, then adds this step
-        // (Ray's policy-file layout, as JSON lines).
+        // (Ray's policy-file layout, as JSON lines). `donor_version` (how many exploits the donor
+        // had made then) lets a resume rebuild the same history from the events.
         let policy = format!("{donor_policy}{line}\n");
-        self.trials.get_mut(&seq).expect("trial exists").policy = policy.clone();
+        let t = self.trials.get_mut(&seq).expect("trial exists");
+        t.policy = policy.clone();
+        t.exploits += 1;
         let (line2, rel2) = (line, rel.clone());
         self.store.write(
             move |c| {

@@ -363,6 +363,7 @@ impl Controller {
                 last_sched: None,
                 cloning: false,
                 policy: String::new(),
+                exploits: 0,
                 recorded: 0,
                 gang,
             },

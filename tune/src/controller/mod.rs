@@ -135,6 +135,8 @@ pub(crate) struct Trial {
     cloning: bool,
     /// Its PBT lineage: the policy-file lines of its donors, then its own exploits.
     policy: String,
+    /// How many exploits it has made (the version of `policy`: a clone records which one it took).
+    exploits: u64,
     /// The highest `training_iteration` already recorded: a trial resumed from an older
     /// checkpoint re-reports iterations up to here, and those are not recorded twice.
     recorded: u64,
@@ -176,9 +178,10 @@ pub(crate) enum Ev {
         seq: u64,
         donor: u64,
         donor_iteration: u64,
-        /// The donor's config and lineage when its checkpoint was taken.
+        /// The donor's config when the copy started.
         donor_config: Map<String, Value>,
-        donor_policy: String,
+        /// The donor's lineage when the copy started, and how many exploits the donor had made.
+        donor_policy: (String, u64),
         config: Map<String, Value>,
         note: String,
         saved: Result<String, String>,

@@ -416,7 +416,8 @@ pub fn prepare(mut spec: Spec, v: Validated, opts: RunOptions, hooks: Box<dyn Ho
                 restore,
                 last_sched: if status.is_final() { None } else { algo.last_sched(r.seq) },
                 cloning: false,
-                policy: policies.remove(&r.seq).unwrap_or_default(),
+                exploits: policies.get(&r.seq).map_or(0, |v| v.len() as u64 - 1),
+                policy: policies.remove(&r.seq).and_then(|mut v| v.pop()).unwrap_or_default(),
                 // A restarted trial starts over, so its iterations are new ones.
                 recorded: if restart { 0 } else { recorded },
                 gang: crate::spec::trial_gang(&v.gang, &config_for_gang),
