@@ -22,9 +22,10 @@
 mod acq;
 mod data;
 mod gp;
-mod lbfgs;
 
-use crate::pbt::population::{check_common, check_objective, config_error, objective, Barrier, Population, Step};
+use crate::pbt::population::{
+    check_common, check_objective, config_error, decide, objective, Barrier, Population, Step,
+};
 use crate::{Config, Decision, Rng, SchedResult, SchedulerConfigError, TrialEnd, TrialId, TrialScheduler, TrialView};
 use data::Row;
 use rand::Rng as _;
@@ -90,11 +91,13 @@ impl Pb2Config {
             population: if self.synch { population.synchronous() } else { population },
             synch: self.synch,
             barrier: Barrier::default(),
-            bounds,
-            rows: Vec::new(),
-            pending: Vec::new(),
-            last_exploration_time: 0.0,
-            custom_explore_fn: self.custom_explore_fn,
+            bandit: Bandit {
+                bounds,
+                rows: Vec::new(),
+                pending: Vec::new(),
+                last_exploration_time: 0.0,
+                custom_explore_fn: self.custom_explore_fn,
+            },
         })
     }
 
@@ -158,6 +161,12 @@ pub struct Pb2 {
     synch: bool,
     /// Synchronous mode: the trials waiting at the boundary and the exploits decided for them.
     barrier: Barrier,
+    bandit: Bandit,
+}
+
+/// The GP bandit's data and settings: what the explore step reads and records.
+#[derive(Clone, Debug)]
+struct Bandit {
     bounds: Vec<Bound>,
     rows: Vec<Row>,
     /// Values chosen since time last advanced (Ray's `current`).
@@ -173,7 +182,7 @@ impl Pb2 {
     /// `_fill_config`); returns whether anything was filled.
     pub fn fill_config(&self, config: &mut Config, rng: &mut Rng) -> bool {
         let mut filled = false;
-        for b in &self.bounds {
+        for b in &self.bandit.bounds {
             if get(config, &b.path).is_none() {
                 set(config, &b.path, json!(b.low + (b.high - b.low) * rng.random::<f64>()));
                 filled = true;
@@ -184,9 +193,11 @@ impl Pb2 {
 
     /// Whether the controller must apply the Python explore function after each exploit.
     pub fn custom_explore_fn(&self) -> bool {
-        self.custom_explore_fn
+        self.bandit.custom_explore_fn
     }
+}
 
+impl Bandit {
     fn values(&self, config: &Config) -> Option<Vec<f64>> {
         self.bounds.iter().map(|b| get(config, &b.path)?.as_f64().filter(|v| v.is_finite())).collect()
     }
@@ -196,8 +207,8 @@ impl Pb2 {
     }
 
     /// The bandit's explore step for `trial` cloning `donor`.
-    fn explore(&mut self, trial: TrialId, donor: TrialId, rng: &mut Rng) -> (Config, String) {
-        let base = self.population.member(donor).map(|m| m.config.clone()).unwrap_or_default();
+    fn explore(&mut self, population: &Population, trial: TrialId, donor: TrialId, rng: &mut Rng) -> (Config, String) {
+        let base = population.member(donor).map(|m| m.config.clone()).unwrap_or_default();
         if self.max_time() > self.last_exploration_time {
             self.pending.clear();
         }
@@ -260,25 +271,20 @@ impl TrialScheduler for Pb2 {
     fn on_result(&mut self, trial: &TrialView<'_>, result: &SchedResult, rng: &mut Rng) -> Decision {
         let step = self.population.on_result(trial, result, rng);
         if let (Step::Boundary { .. }, Some(reward)) = (&step, result.score) {
-            if let Some(values) = self.values(trial.config).filter(|_| reward.is_finite()) {
-                self.rows.push(Row { trial: trial.id, time: result.progress, values, reward });
+            if let Some(values) = self.bandit.values(trial.config).filter(|_| reward.is_finite()) {
+                self.bandit.rows.push(Row { trial: trial.id, time: result.progress, values, reward });
             }
         }
+        let bandit = &mut self.bandit;
+        let mut explore = |population: &Population, t: TrialId, donor: TrialId, rng: &mut Rng| {
+            bandit.explore(population, t, donor, rng)
+        };
         if self.synch {
             if let Step::Boundary { .. } = step {
-                return self.at_barrier(trial, rng);
+                return self.barrier.open(&mut self.population, trial, rng, &mut explore);
             }
         }
-        match step {
-            Step::Continue | Step::Boundary { donor: None, pause: false } => Decision::Continue,
-            Step::Stop(reason) => Decision::Stop { reason },
-            Step::Boundary { donor: None, pause: true } => Decision::Pause,
-            Step::Boundary { donor: Some(donor), .. } => {
-                let (config, note) = self.explore(trial.id, donor, rng);
-                self.population.exploited(trial.id, donor, config.clone());
-                Decision::Exploit { donor, config, note }
-            }
-        }
+        decide(step, &mut self.population, trial.id, rng, &mut explore)
     }
 
     fn on_trial_complete(&mut self, trial: TrialId, _end: TrialEnd, _last: Option<&SchedResult>) {
@@ -292,24 +298,6 @@ impl TrialScheduler for Pb2 {
 
     fn take_exploits(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
         self.barrier.take()
-    }
-}
-
-impl Pb2 {
-    /// Synchronous mode: as PBT's barrier (see [`crate::pbt`]), with the bandit's explore step.
-    fn at_barrier(&mut self, trial: &TrialView<'_>, rng: &mut Rng) -> Decision {
-        let (lower, upper) = match self.barrier.arrive(&self.population, trial) {
-            Ok(quantiles) => quantiles,
-            Err(wait) => return wait,
-        };
-        let mut own = Decision::Continue;
-        for t in lower {
-            let Some(donor) = self.population.pick_donor(&upper, t, rng) else { continue };
-            let (config, note) = self.explore(t, donor, rng);
-            self.population.exploited(t, donor, config.clone());
-            self.barrier.decided(trial.id, &mut own, (t, donor, config, note));
-        }
-        own
     }
 }
 
@@ -339,7 +327,7 @@ mod tests {
             assert_eq!(build(v.clone()).unwrap_err().field, field, "{v}");
         }
         let ok = build(json!({"hyperparam_bounds": {"opt.lr": [0.001, 0.1], "net": {"width": [8, 64]}}})).unwrap();
-        let paths: Vec<String> = ok.bounds.iter().map(|b| b.path.join(".")).collect();
+        let paths: Vec<String> = ok.bandit.bounds.iter().map(|b| b.path.join(".")).collect();
         assert_eq!(paths, ["net.width", "opt.lr"]);
         let mut c = Config::new();
         assert!(ok.fill_config(&mut c, &mut Rng::seed_from_u64(0)));

@@ -38,7 +38,7 @@ pub(crate) mod population;
 use crate::{Config, Decision, Rng, SchedResult, SchedulerConfigError, TrialEnd, TrialId, TrialScheduler, TrialView};
 use explore::{explore, ExploreParams};
 use mutations::Mutation;
-use population::{check_common, check_objective, config_error, objective, Barrier, Population, Step};
+use population::{check_common, check_objective, config_error, decide, objective, Barrier, Population, Step};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -180,25 +180,23 @@ impl TrialScheduler for Pbt {
 
     fn on_result(&mut self, trial: &TrialView<'_>, result: &SchedResult, rng: &mut Rng) -> Decision {
         let step = self.population.on_result(trial, result, rng);
+        let (mutations, params, custom) = (&self.mutations, &self.params, self.custom_explore_fn);
+        let mut explore = |population: &Population, _trial: TrialId, donor: TrialId, rng: &mut Rng| {
+            let base = population.member(donor).map(|m| m.config.clone()).unwrap_or_default();
+            let (config, note) = explore(&base, mutations, params, rng);
+            let note = match (custom, note.is_empty()) {
+                (false, _) => note,
+                (true, true) => "custom_explore_fn".into(),
+                (true, false) => note + "; then custom_explore_fn",
+            };
+            (config, note)
+        };
         if self.synch {
             if let Step::Boundary { .. } = step {
-                return self.at_barrier(trial, rng);
+                return self.barrier.open(&mut self.population, trial, rng, &mut explore);
             }
         }
-        match step {
-            Step::Continue | Step::Boundary { donor: None, pause: false } => Decision::Continue,
-            Step::Stop(reason) => Decision::Stop { reason },
-            Step::Boundary { donor: None, pause: true } => Decision::Pause,
-            Step::Boundary { donor: Some(donor), .. } => {
-                let base = self.population.member(donor).map(|m| m.config.clone()).unwrap_or_default();
-                let (config, mut note) = explore(&base, &self.mutations, &self.params, rng);
-                if self.custom_explore_fn {
-                    note = if note.is_empty() { "custom_explore_fn".into() } else { note + "; then custom_explore_fn" };
-                }
-                self.population.exploited(trial.id, donor, config.clone());
-                Decision::Exploit { donor, config, note }
-            }
-        }
+        decide(step, &mut self.population, trial.id, rng, &mut explore)
     }
 
     fn on_trial_complete(&mut self, trial: TrialId, _end: TrialEnd, _last: Option<&SchedResult>) {
@@ -212,29 +210,6 @@ impl TrialScheduler for Pbt {
 
     fn take_exploits(&mut self) -> Vec<(TrialId, TrialId, Config, String)> {
         self.barrier.take()
-    }
-}
-
-impl Pbt {
-    /// Synchronous mode: `trial` has reached a boundary. It waits there unless it is the last
-    /// live trial to arrive; the last ranks everyone at the boundary and decides every exploit.
-    fn at_barrier(&mut self, trial: &TrialView<'_>, rng: &mut Rng) -> Decision {
-        let (lower, upper) = match self.barrier.arrive(&self.population, trial) {
-            Ok(quantiles) => quantiles,
-            Err(wait) => return wait,
-        };
-        let mut own = Decision::Continue;
-        for t in lower {
-            let Some(donor) = self.population.pick_donor(&upper, t, rng) else { continue };
-            let base = self.population.member(donor).map(|m| m.config.clone()).unwrap_or_default();
-            let (config, mut note) = explore(&base, &self.mutations, &self.params, rng);
-            if self.custom_explore_fn {
-                note = if note.is_empty() { "custom_explore_fn".into() } else { note + "; then custom_explore_fn" };
-            }
-            self.population.exploited(t, donor, config.clone());
-            self.barrier.decided(trial.id, &mut own, (t, donor, config, note));
-        }
-        own
     }
 }
 

@@ -51,6 +51,7 @@ pub mod cmaes;
 pub mod domain;
 pub mod gp;
 pub mod hypervolume;
+pub mod lbfgs;
 pub mod limiter;
 mod numeric;
 mod path;

@@ -13,7 +13,7 @@
 //! L-BFGS can reach the faces (where the map is stationary) without leaving the box.
 
 use super::gp::Gp;
-use super::lbfgs;
+use hyperfleet_searchers::lbfgs;
 use std::f64::consts::PI;
 
 /// Ray's exploration weight for `n` data points: `sqrt(0.2 + max(0, ln(0.4 n)))`.
@@ -70,7 +70,7 @@ pub(crate) fn maximize(ucb: &Ucb<'_>, starts: &[Vec<f64>]) -> (Vec<f64>, f64) {
     };
     let mut best: Option<(f64, Vec<f64>)> = None;
     for start in starts {
-        let Some((v, z)) = lbfgs::minimize(&oracle, from_box(start), 100, 1e-9) else { continue };
+        let Some((v, z)) = lbfgs::minimize_unscaled(&oracle, from_box(start), 100, 1e-7, 1e-9) else { continue };
         let better = match &best {
             Some((b, _)) => v < *b,
             None => true,

@@ -9,7 +9,7 @@
 //! observation noise is a fitted hyperparameter as in the GPy model of the original PB2 code,
 //! which keeps the fit well-conditioned on noisy, repeated points.
 
-use super::lbfgs;
+use hyperfleet_searchers::lbfgs;
 
 /// The kernel's hyperparameters plus the observation noise variance.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -287,7 +287,7 @@ pub(crate) fn fit(x: &[Vec<f64>], y: &[f64]) -> Hyper {
                 (u / (1.0 - u)).ln()
             })
             .collect();
-        if let Some((v, z)) = lbfgs::minimize(&objective, z0, 40, 1e-6) {
+        if let Some((v, z)) = lbfgs::minimize_unscaled(&objective, z0, 40, 1e-7, 1e-6) {
             let better = match &best {
                 Some((b, _)) => v < *b,
                 None => true,

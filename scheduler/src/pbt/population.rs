@@ -262,6 +262,41 @@ fn split(scores: Vec<(TrialId, f64)>, q: f64) -> (Vec<TrialId>, Vec<TrialId>) {
     (ids[..k].to_vec(), ids[n - k..].to_vec())
 }
 
+/// An explore step: the config (and what changed) for `trial` cloning `donor`.
+pub(crate) type Explore<'a> = dyn FnMut(&Population, TrialId, TrialId, &mut Rng) -> (Config, String) + 'a;
+
+/// `trial` clones `donor` with `explore`'s config, recorded in the population; returns it.
+fn exploit(
+    population: &mut Population,
+    trial: TrialId,
+    donor: TrialId,
+    rng: &mut Rng,
+    explore: &mut Explore<'_>,
+) -> (Config, String) {
+    let (config, note) = explore(population, trial, donor, rng);
+    population.exploited(trial, donor, config.clone());
+    (config, note)
+}
+
+/// The asynchronous modes' decision on a result's step (PBT and PB2).
+pub(crate) fn decide(
+    step: Step,
+    population: &mut Population,
+    trial: TrialId,
+    rng: &mut Rng,
+    explore: &mut Explore<'_>,
+) -> Decision {
+    match step {
+        Step::Continue | Step::Boundary { donor: None, pause: false } => Decision::Continue,
+        Step::Stop(reason) => Decision::Stop { reason },
+        Step::Boundary { donor: None, pause: true } => Decision::Pause,
+        Step::Boundary { donor: Some(donor), .. } => {
+            let (config, note) = exploit(population, trial, donor, rng, explore);
+            Decision::Exploit { donor, config, note }
+        }
+    }
+}
+
 /// Synchronous mode's barrier (PBT and PB2): trials that reached a boundary wait, paused, until
 /// every live trial has; the exploits decided for waiting trials go to the controller.
 #[derive(Clone, Debug, Default)]
@@ -277,7 +312,7 @@ impl Barrier {
     /// when it has no checkpoint to resume from; `Ok((lower, upper))`: it is the last live trial
     /// to arrive, the barrier is open, and these are the quantiles at that boundary.
     #[allow(clippy::type_complexity)]
-    pub(crate) fn arrive(
+    fn arrive(
         &mut self,
         population: &Population,
         trial: &TrialView<'_>,
@@ -295,19 +330,31 @@ impl Barrier {
         Ok(population.quantiles_at(b))
     }
 
-    /// One exploit decided at the open barrier: the arriving trial's becomes its decision (in
-    /// `own`), any other is handed to the controller.
-    pub(crate) fn decided(
+    /// `trial` has reached a boundary: it waits there (see [`Barrier::arrive`]), or, the last to
+    /// arrive, each bottom-quantile trial gets a top-quantile donor and `explore`'s config. The
+    /// arriving trial's exploit is its decision; the others go to the controller.
+    pub(crate) fn open(
         &mut self,
-        arriving: TrialId,
-        own: &mut Decision,
-        (t, donor, config, note): (TrialId, TrialId, Config, String),
-    ) {
-        if t == arriving {
-            *own = Decision::Exploit { donor, config, note };
-        } else {
-            self.pending.push((t, donor, config, note));
+        population: &mut Population,
+        trial: &TrialView<'_>,
+        rng: &mut Rng,
+        explore: &mut Explore<'_>,
+    ) -> Decision {
+        let (lower, upper) = match self.arrive(population, trial) {
+            Ok(quantiles) => quantiles,
+            Err(wait) => return wait,
+        };
+        let mut own = Decision::Continue;
+        for t in lower {
+            let Some(donor) = population.pick_donor(&upper, t, rng) else { continue };
+            let (config, note) = exploit(population, t, donor, rng, explore);
+            if t == trial.id {
+                own = Decision::Exploit { donor, config, note };
+            } else {
+                self.pending.push((t, donor, config, note));
+            }
         }
+        own
     }
 
     /// `trial` ended; if everyone else still live is waiting, the barrier opens without

@@ -63,7 +63,6 @@
 
 mod acq;
 mod encode;
-mod lbfgs;
 mod linalg;
 mod model;
 mod optim;

@@ -12,8 +12,8 @@
 //! unit cube's side), Gamma(2, rate 1) on the scale and Gamma(1.1, rate 30) on the noise, which
 //! keeps it small unless the data insist.
 
-use super::lbfgs;
 use super::linalg::{cholesky, inverse_from_cholesky, solve_lower, solve_upper};
+use crate::lbfgs;
 
 /// The noise variance floor (the targets are standardised).
 pub(crate) const MIN_NOISE: f64 = 1e-6;

@@ -13,7 +13,7 @@
 
 use super::acq::LogEi;
 use super::encode::Encoding;
-use super::lbfgs;
+use crate::lbfgs;
 use crate::Rng;
 use std::f64::consts::PI;
 

@@ -1,6 +1,7 @@
 //! Unconstrained minimisation with argmin's L-BFGS (More-Thuente line search), keeping the best
 //! point evaluated: a failed line search or an undefined value ends a run early but never loses
-//! progress. Deterministic; argmin's timer is off, so no clock is read.
+//! progress. Deterministic; argmin's timer is off, so no clock is read. Used by GP-BO here and by
+//! PB2 in the scheduler crate.
 
 use argmin::core::{CostFunction, Error, Executor, Gradient};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
@@ -8,7 +9,7 @@ use argmin::solver::quasinewton::LBFGS;
 use std::cell::{Cell, RefCell};
 
 /// A value and gradient oracle; `None` where the function is undefined.
-pub(crate) type Oracle<'a> = dyn Fn(&[f64]) -> Option<(f64, Vec<f64>)> + 'a;
+pub type Oracle<'a> = dyn Fn(&[f64]) -> Option<(f64, Vec<f64>)> + 'a;
 
 /// A point with its value and gradient.
 type Eval = (Vec<f64>, f64, Vec<f64>);
@@ -78,7 +79,7 @@ impl Gradient for Borrowed<'_, '_, '_> {
 /// starts there), which overshoots wildly where the gradient is large. So the solver works on
 /// `w = z / scale`, `scale = 1 / sqrt(max(1, |∇f(z0)|))`: its first trial step moves `z` by at
 /// most 1. Later steps are scaled by the curvature L-BFGS has seen, so this changes nothing else.
-pub(crate) fn minimize(
+pub fn minimize(
     f: &Oracle<'_>,
     z0: Vec<f64>,
     max_iters: u64,
@@ -86,12 +87,35 @@ pub(crate) fn minimize(
     tol_grad: f64,
     tol_cost: f64,
 ) -> Option<(f64, Vec<f64>)> {
+    run(f, z0, max_iters, max_evals, tol_grad, tol_cost, true)
+}
+
+/// As [`minimize`], without the rescaling of the first step and without an evaluation budget.
+pub fn minimize_unscaled(
+    f: &Oracle<'_>,
+    z0: Vec<f64>,
+    max_iters: u64,
+    tol_grad: f64,
+    tol_cost: f64,
+) -> Option<(f64, Vec<f64>)> {
+    run(f, z0, max_iters, u64::MAX, tol_grad, tol_cost, false)
+}
+
+fn run(
+    f: &Oracle<'_>,
+    z0: Vec<f64>,
+    max_iters: u64,
+    max_evals: u64,
+    tol_grad: f64,
+    tol_cost: f64,
+    rescale: bool,
+) -> Option<(f64, Vec<f64>)> {
     let (v0, g0) = f(&z0).filter(|(v, g)| v.is_finite() && g.iter().all(|x| x.is_finite()))?;
     let norm = g0.iter().map(|g| g * g).sum::<f64>().sqrt();
-    if norm < tol_grad {
+    if rescale && norm < tol_grad {
         return Some((v0, z0));
     }
-    let scale = 1.0 / norm.max(1.0).sqrt();
+    let scale = if rescale { 1.0 / norm.max(1.0).sqrt() } else { 1.0 };
     let w0: Vec<f64> = z0.iter().map(|z| z / scale).collect();
     let problem = Problem {
         f,
@@ -126,6 +150,19 @@ mod tests {
         };
         let (v, z) = minimize(&f, vec![5.0, 5.0], 100, 1000, 1e-9, 1e-14).unwrap();
         assert!(v < 1e-10 && (z[0] - 1.0).abs() < 1e-5 && (z[1] + 2.0).abs() < 1e-5, "{v} {z:?}");
+    }
+
+    #[test]
+    fn unscaled_finds_the_minimum_of_a_quadratic() {
+        let f = |z: &[f64]| {
+            Some(((z[0] - 1.0).powi(2) + 3.0 * (z[1] + 2.0).powi(2), vec![2.0 * (z[0] - 1.0), 6.0 * (z[1] + 2.0)]))
+        };
+        let (v, z) = minimize_unscaled(&f, vec![5.0, 5.0], 100, 1e-7, 1e-14).unwrap();
+        assert!(v < 1e-10 && (z[0] - 1.0).abs() < 1e-5 && (z[1] + 2.0).abs() < 1e-5, "{v} {z:?}");
+        let broken = |z: &[f64]| (z[0] < 0.5).then(|| (-z[0], vec![-1.0]));
+        let (v, z) = minimize_unscaled(&broken, vec![0.0], 50, 1e-7, 1e-12).unwrap();
+        assert!(v <= 0.0 && z[0] < 0.5);
+        assert_eq!(minimize_unscaled(&broken, vec![1.0], 50, 1e-7, 1e-12), None);
     }
 
     #[test]
