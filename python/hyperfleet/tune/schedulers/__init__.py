@@ -130,10 +130,10 @@ class AdaptiveASHAScheduler(TrialScheduler):
     Every other trial, until ``calibration_trials`` have, trains to ``max_t`` without early
     stopping. From those, and from the scores trials report below their first rung, Kendall's tau
     between each rung's scores and every later level's is measured (once ``min_pairs`` trials have
-    both; against ``max_t``, from the calibration trials only). New
-    trials go to the lowest bracket whose rungs all have tau at least ``min_rank_correlation``:
-    plain ASHA when learning curves keep their order, a later first rung when they cross (the
-    best configs learn slowly), no early stopping when no rung predicts the end."""
+    both; against ``max_t``, from the calibration trials only). New trials go to the lowest
+    bracket whose rungs all have tau at least ``min_rank_correlation``: plain ASHA when learning
+    curves keep their order, a later first rung when they cross (the best configs learn slowly),
+    no early stopping when no rung predicts the end. ``tune show`` says when and why it moved."""
 
     def __init__(
         self,
